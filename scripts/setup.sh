@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what Nucleus needs on Debian/Ubuntu: npm dependencies, the build, and
+# system packages (bubblewrap, QEMU, ...). As root it uses apt-get; otherwise it
+# prints the exact command to run and continues with what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the backends and tests use. bubblewrap: the default sandbox.
+# qemu-system-x86 + linux-image-amd64 + busybox-static: the QEMU microVM backend.
+# dnsmasq-base + iproute2: the egress tests' local DNS and test hosts.
+PKGS=(bubblewrap qemu-system-x86 busybox-static dnsmasq-base iproute2 cpio)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing ${missing[*]} with apt-get" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null || apt-get update
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing system packages: ${missing[*]}" >&2
+    echo "setup: run:  sudo apt-get install -y ${missing[*]}" >&2
+  fi
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm dependencies (npm ci)" >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
+fi
+echo "setup: building (tsc)" >&2
+npm run --silent build >&2

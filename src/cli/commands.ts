@@ -1,0 +1,5 @@
+// The table of CLI commands, in the order `nucleus --help` lists them.
+
+import type { CliCommand } from "./command.js";
+
+export const commands: CliCommand[] = [];

@@ -1,0 +1,195 @@
+// An MCP transport over a pair of byte streams (a sandbox's stdout/stdin, or
+// the gateway's own stdin/stdout): newline-delimited JSON-RPC with a bounded
+// line buffer, so a hostile peer's endless line or 100 MB frame is cut off
+// with an error instead of exhausting memory. Not responsible for spawning.
+
+import type { Readable, Writable } from "node:stream";
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+import { JSONRPCMessageSchema, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+export interface StreamTransportOptions {
+  /** Largest accepted line (one JSON-RPC message), in bytes. */
+  readonly maxMessageBytes?: number;
+  /**
+   * "server": answer unparsable input with JSON-RPC errors (-32700 / -32600), as a
+   * server must. "client": report it through onerror only.
+   */
+  readonly role: "server" | "client";
+  /** A name for error messages, e.g. `server "fs"`. */
+  readonly peer: string;
+  /** Close the transport (and report an error) when a frame is too large; default true. */
+  readonly closeOnOversize?: boolean;
+}
+
+export class FrameTooLargeError extends Error {
+  constructor(peer: string, limit: number) {
+    super(`${peer} sent a message larger than ${limit} bytes; the connection was cut`);
+    this.name = "FrameTooLargeError";
+  }
+}
+
+export class StreamTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage) => void;
+  sessionId?: string;
+
+  private readonly max: number;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Discarding the rest of an oversized line (when not closing). */
+  private skipping = false;
+  private closed = false;
+  private started = false;
+
+  constructor(
+    private readonly input: Readable,
+    private readonly output: Writable,
+    private readonly opts: StreamTransportOptions,
+  ) {
+    this.max = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) throw new Error("StreamTransport already started");
+    this.started = true;
+    this.input.on("data", this.onData);
+    this.input.on("end", this.onEnd);
+    this.input.on("close", this.onEnd);
+    this.input.on("error", this.onStreamError);
+    this.output.on("error", this.onStreamError);
+  }
+
+  private readonly onData = (chunk: Buffer | string): void => {
+    let buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+    while (buf.length > 0 && !this.closed) {
+      const nl = buf.indexOf(0x0a);
+      if (nl === -1) {
+        this.append(buf);
+        return;
+      }
+      this.append(buf.subarray(0, nl));
+      buf = buf.subarray(nl + 1);
+      if (this.skipping) {
+        this.skipping = false;
+        this.reset();
+        continue;
+      }
+      const line = Buffer.concat(this.chunks, this.buffered).toString("utf8");
+      this.reset();
+      this.handleLine(line);
+    }
+  };
+
+  private append(part: Buffer): void {
+    if (this.skipping || part.length === 0) return;
+    if (this.buffered + part.length > this.max) {
+      this.reset();
+      const err = new FrameTooLargeError(this.opts.peer, this.max);
+      if (this.opts.closeOnOversize ?? true) {
+        this.onerror?.(err);
+        void this.close();
+      } else {
+        this.skipping = true;
+        this.onerror?.(err);
+        if (this.opts.role === "server") this.sendError(null, -32600, `Invalid Request: message larger than ${this.max} bytes`);
+      }
+      return;
+    }
+    this.chunks.push(part);
+    this.buffered += part.length;
+  }
+
+  private reset(): void {
+    this.chunks = [];
+    this.buffered = 0;
+  }
+
+  private handleLine(raw: string): void {
+    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    if (line.trim() === "") return;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      this.onerror?.(new Error(`${this.opts.peer} sent invalid JSON`));
+      if (this.opts.role === "server") this.sendError(null, -32700, "Parse error");
+      return;
+    }
+    const parsed = JSONRPCMessageSchema.safeParse(value);
+    if (!parsed.success) {
+      this.onerror?.(new Error(`${this.opts.peer} sent a message that is not JSON-RPC 2.0`));
+      if (this.opts.role === "server") {
+        const id = idOf(value);
+        // Notifications (no id) get no answer, per JSON-RPC.
+        if (id !== undefined) this.sendError(id, -32600, "Invalid Request");
+      }
+      return;
+    }
+    try {
+      this.onmessage?.(parsed.data);
+    } catch (err) {
+      this.onerror?.(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private sendError(id: string | number | null, code: number, message: string): void {
+    const msg = { jsonrpc: "2.0", id, error: { code, message } };
+    this.write(JSON.stringify(msg) + "\n");
+  }
+
+  private write(data: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.closed || this.output.destroyed || this.output.writableEnded) {
+        reject(new Error(`connection to ${this.opts.peer} is closed`));
+        return;
+      }
+      const ok = this.output.write(data, (err) => (err ? reject(err) : undefined));
+      if (ok) resolve();
+      else this.output.once("drain", resolve);
+    });
+  }
+
+  async send(message: JSONRPCMessage): Promise<void> {
+    await this.write(JSON.stringify(message) + "\n");
+  }
+
+  private readonly onEnd = (): void => {
+    void this.close();
+  };
+
+  private readonly onStreamError = (err: Error): void => {
+    if ((err as NodeJS.ErrnoException).code === "EPIPE") {
+      void this.close();
+      return;
+    }
+    this.onerror?.(err);
+  };
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.input.off("data", this.onData);
+    this.input.off("end", this.onEnd);
+    this.input.off("close", this.onEnd);
+    this.reset();
+    // Ending our side lets a well-behaved peer see EOF.
+    try {
+      if (!this.output.writableEnded && this.output !== process.stdout) this.output.end();
+    } catch {
+      /* ignore */
+    }
+    this.onclose?.();
+  }
+}
+
+function idOf(value: unknown): string | number | null | undefined {
+  if (value && typeof value === "object" && "id" in value) {
+    const id = (value as { id: unknown }).id;
+    if (typeof id === "string" || typeof id === "number") return id;
+    return null;
+  }
+  return undefined;
+}
