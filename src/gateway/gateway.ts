@@ -1,0 +1,376 @@
+// The MCP gateway: one downstream session (the client) and one upstream
+// session per server. It aggregates catalogs under exposed names and forwards
+// everything else faithfully: progress, cancellation, logging, list_changed,
+// subscriptions, completions and server→client requests. Not responsible for
+// how a server is sandboxed (the Launcher) or for transports.
+
+import { wire } from "./wire-error.js";
+import { createHash } from "node:crypto";
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+import {
+  CallToolRequestSchema,
+  CompleteRequestSchema,
+  GetPromptRequestSchema,
+  ListPromptsRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  ListResourcesRequestSchema,
+  ListToolsRequestSchema,
+  ReadResourceRequestSchema,
+  ResultSchema,
+  RootsListChangedNotificationSchema,
+  SetLevelRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+  type Notification,
+  type Request,
+  type Result,
+} from "@modelcontextprotocol/sdk/types.js";
+import type { ServerSpec } from "../config/spec.js";
+import type { Logger } from "../log.js";
+import { Catalog, type Collision, type ServerCatalog } from "./catalog.js";
+import { exposedUri, parseExposedUri } from "./names.js";
+import { paginate } from "./paginate.js";
+import { Upstream, type CatalogKind, type Launcher, type LifecycleEvent } from "./upstream.js";
+
+/** A record for the audit log (src/audit): lifecycle, tool calls, refusals. */
+export type AuditRecord = { readonly type: string } & Record<string, unknown>;
+
+export interface GatewayOptions {
+  readonly servers: readonly ServerSpec[];
+  readonly launch: Launcher;
+  readonly log: Logger;
+  /** false for `nucleus run`: names and URIs are passed through unchanged. */
+  readonly prefix: boolean;
+  readonly maxMessageBytes: number;
+  readonly version: string;
+  readonly audit?: (record: AuditRecord) => void;
+  readonly auditArguments?: boolean;
+  /** Applied to every result and notification from `server` before the client sees it (secret redaction). */
+  readonly outgoing?: <T>(server: string, value: T) => T;
+  readonly backoff?: { initialMs: number; maxMs: number; resetAfterMs: number };
+}
+
+type ExtraLike = { signal: AbortSignal; sendNotification: (n: Notification) => Promise<void>; _meta?: { progressToken?: string | number } };
+
+export class Gateway {
+  readonly server: Server;
+  private readonly upstreams = new Map<string, Upstream>();
+  private readonly catalog: Catalog;
+  private readonly listed = new Set<CatalogKind>();
+  private readonly reportedCollisions = new Set<string>();
+  private readonly specs: Map<string, ServerSpec>;
+  private closed = false;
+
+  constructor(private readonly opts: GatewayOptions) {
+    this.specs = new Map(opts.servers.map((s) => [s.name, s]));
+    this.catalog = new Catalog(
+      opts.servers.map((s) => s.name),
+      opts.prefix,
+      (name) => this.specs.get(name)!.tools,
+    );
+    this.server = new Server(
+      { name: "nucleus", version: opts.version },
+      {
+        capabilities: {
+          tools: { listChanged: true },
+          prompts: { listChanged: true },
+          resources: { subscribe: true, listChanged: true },
+          logging: {},
+          completions: {},
+        },
+      },
+    );
+    for (const spec of opts.servers) {
+      this.upstreams.set(
+        spec.name,
+        new Upstream({
+          spec,
+          launch: opts.launch,
+          log: opts.log.child({ server: spec.name }),
+          maxMessageBytes: opts.maxMessageBytes,
+          clientInfo: { name: "nucleus", version: opts.version },
+          backoff: opts.backoff,
+          hooks: {
+            forwardRequest: (server, request, o) => this.forwardRequest(server, request, o),
+            forwardNotification: (server, n) => this.forwardNotification(server, n),
+            catalogChanged: (server, kinds) => this.catalogChanged(server, kinds),
+            lifecycle: (e) => this.lifecycle(e),
+          },
+        }),
+      );
+    }
+    this.registerHandlers();
+    this.server.oninitialized = () => {
+      this.syncCapabilities();
+      // Start every non-lazy server now, in parallel; failures are logged by the upstream.
+      for (const up of this.upstreams.values()) if (!up.lazy) up.ready().catch(() => undefined);
+    };
+  }
+
+  async connect(transport: Transport): Promise<void> {
+    await this.server.connect(transport);
+  }
+
+  /** Stop every server and close the client session. Leaves no process behind. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.upstreams.values()].map((u) => u.stop()));
+    await this.server.close().catch(() => undefined);
+  }
+
+  upstream(name: string): Upstream | undefined {
+    return this.upstreams.get(name);
+  }
+
+  private syncCapabilities(): void {
+    const caps = this.server.getClientCapabilities() ?? {};
+    for (const up of this.upstreams.values()) up.setClientCapabilities(caps);
+  }
+
+  private lifecycle(e: LifecycleEvent): void {
+    this.opts.audit?.({ ...e });
+  }
+
+  // ---- catalog -------------------------------------------------------------
+
+  private async ensureCatalog(kind: keyof ServerCatalog): Promise<void> {
+    this.syncCapabilities();
+    await Promise.all(
+      [...this.upstreams.values()].map(async (up) => {
+        try {
+          await up.ready();
+        } catch {
+          return; // unavailable: its items are simply absent (the upstream logged why)
+        }
+        if (this.catalog.has(up.name, kind)) return;
+        try {
+          this.catalog.set(up.name, kind, (await this.fetchAll(up, kind)) as never);
+        } catch (err) {
+          this.opts.log.warn(`could not list ${kind} of server "${up.name}": ${(err as Error).message}`);
+        }
+      }),
+    );
+  }
+
+  private async fetchAll(up: Upstream, kind: keyof ServerCatalog): Promise<unknown[]> {
+    const caps = up.serverCapabilities();
+    const supported = kind === "tools" ? caps?.tools : kind === "prompts" ? caps?.prompts : caps?.resources;
+    if (!supported) return [];
+    const method = { tools: "tools/list", prompts: "prompts/list", resources: "resources/list", templates: "resources/templates/list" }[kind];
+    const field = { tools: "tools", prompts: "prompts", resources: "resources", templates: "resourceTemplates" }[kind];
+    const items: unknown[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 1000; page++) {
+      const result = (await up.request({ method, params: cursor ? { cursor } : {} })) as Record<string, unknown>;
+      const got = result[field];
+      if (Array.isArray(got)) items.push(...got);
+      cursor = typeof result.nextCursor === "string" ? result.nextCursor : undefined;
+      if (!cursor) break;
+    }
+    return items;
+  }
+
+  private catalogChanged(server: string, kinds: readonly CatalogKind[]): void {
+    const up = this.upstreams.get(server);
+    for (const kind of kinds) {
+      const parts: Array<keyof ServerCatalog> = kind === "resources" ? ["resources", "templates"] : [kind];
+      for (const p of parts) this.catalog.set(server, p, undefined);
+    }
+    if (!up || this.closed) return;
+    // Re-list now when the server is up, then tell the client (only about kinds it has listed).
+    const refresh = up.status === "ready"
+      ? Promise.all(kinds.flatMap((k) => (k === "resources" ? ["resources", "templates"] : [k])).map((k) => this.ensureCatalog(k as keyof ServerCatalog)))
+      : Promise.resolve();
+    void refresh.then(() => {
+      for (const kind of kinds) {
+        if (!this.listed.has(kind)) continue;
+        void this.server.notification({ method: `notifications/${kind}/list_changed` }).catch(() => undefined);
+      }
+    });
+  }
+
+  private reportCollisions(collisions: Collision[]): void {
+    for (const c of collisions) {
+      const key = `${c.kind}:${c.exposed}`;
+      if (this.reportedCollisions.has(key)) continue;
+      this.reportedCollisions.add(key);
+      const who = c.origins.map((o) => `"${o.original}" of server "${o.server}"`).join(" and ");
+      this.opts.log.error(`${c.kind} name collision: ${who} both map to "${c.exposed}"; neither is offered`);
+    }
+  }
+
+  // ---- handlers --------------------------------------------------------------
+
+  private registerHandlers(): void {
+    const s = this.server;
+    s.setRequestHandler(ListToolsRequestSchema, async (req) => {
+      this.listed.add("tools");
+      await this.ensureCatalog("tools");
+      const { list, collisions } = this.catalog.tools();
+      this.reportCollisions(collisions);
+      return paginate(list, req.params?.cursor, "tools");
+    });
+    s.setRequestHandler(ListPromptsRequestSchema, async (req) => {
+      this.listed.add("prompts");
+      await this.ensureCatalog("prompts");
+      const { list, collisions } = this.catalog.prompts();
+      this.reportCollisions(collisions);
+      return paginate(list, req.params?.cursor, "prompts");
+    });
+    s.setRequestHandler(ListResourcesRequestSchema, async (req) => {
+      this.listed.add("resources");
+      await this.ensureCatalog("resources");
+      return paginate(this.catalog.resources(), req.params?.cursor, "resources");
+    });
+    s.setRequestHandler(ListResourceTemplatesRequestSchema, async (req) => {
+      this.listed.add("resources");
+      await this.ensureCatalog("templates");
+      return paginate(this.catalog.templates(), req.params?.cursor, "resourceTemplates");
+    });
+    s.setRequestHandler(CallToolRequestSchema, (req, extra) => this.callTool(req, extra) as Promise<never>);
+    s.setRequestHandler(GetPromptRequestSchema, async (req, extra) => {
+      await this.ensureCatalog("prompts");
+      const origin = this.catalog.prompts().lookup.get(req.params.name);
+      if (!origin) throw wire.invalidParams(`unknown prompt "${req.params.name}"`);
+      return this.forward(origin.server, { method: req.method, params: { ...req.params, name: origin.original } }, extra);
+    });
+    s.setRequestHandler(ReadResourceRequestSchema, async (req, extra) => {
+      const { server, uri } = this.routeUri(req.params.uri);
+      const result = await this.forward(server, { method: req.method, params: { ...req.params, uri } }, extra);
+      const contents = (result as { contents?: Array<{ uri?: string }> }).contents;
+      if (Array.isArray(contents)) {
+        for (const c of contents) if (typeof c.uri === "string") c.uri = exposedUri(server, c.uri, this.opts.prefix);
+      }
+      return result;
+    });
+    for (const schema of [SubscribeRequestSchema, UnsubscribeRequestSchema]) {
+      s.setRequestHandler(schema, async (req, extra) => {
+        const { server, uri } = this.routeUri(req.params.uri);
+        const up = this.upstreams.get(server)!;
+        await up.ready();
+        if (!up.serverCapabilities()?.resources?.subscribe) {
+          throw wire.methodNotFound(`server "${server}" does not support resource subscriptions`);
+        }
+        return this.forward(server, { method: req.method, params: { ...req.params, uri } }, extra);
+      });
+    }
+    s.setRequestHandler(CompleteRequestSchema, async (req, extra) => {
+      const ref = req.params.ref;
+      if (ref.type === "ref/prompt") {
+        await this.ensureCatalog("prompts");
+        const origin = this.catalog.prompts().lookup.get(ref.name);
+        if (!origin) throw wire.invalidParams(`unknown prompt "${ref.name}"`);
+        return this.forward(origin.server, { method: req.method, params: { ...req.params, ref: { ...ref, name: origin.original } } }, extra);
+      }
+      const { server, uri } = this.routeUri(ref.uri);
+      return this.forward(server, { method: req.method, params: { ...req.params, ref: { ...ref, uri } } }, extra);
+    });
+    s.setRequestHandler(SetLevelRequestSchema, async (req) => {
+      await Promise.all([...this.upstreams.values()].map((u) => u.setLogLevel(req.params.level).catch(() => undefined)));
+      return {};
+    });
+    s.setNotificationHandler(RootsListChangedNotificationSchema, async (n) => {
+      await Promise.all([...this.upstreams.values()].map((u) => u.notify(n)));
+    });
+  }
+
+  private routeUri(uri: string): { server: string; uri: string } {
+    if (!this.opts.prefix) {
+      const only = this.opts.servers[0];
+      if (!only) throw wire.invalidParams("no server is configured");
+      return { server: only.name, uri };
+    }
+    const parsed = parseExposedUri(uri);
+    if (!parsed || !this.upstreams.has(parsed.server)) {
+      throw wire.invalidParams(`unknown resource URI "${uri}" (resources are named nucleus://SERVER/URI)`);
+    }
+    return parsed;
+  }
+
+  private async callTool(req: { method: string; params: { name: string; arguments?: Record<string, unknown> } }, extra: ExtraLike): Promise<Result> {
+    await this.ensureCatalog("tools");
+    const { lookup, hidden } = this.catalog.tools();
+    const name = req.params.name;
+    const origin = lookup.get(name);
+    if (!origin) {
+      const h = hidden.get(name);
+      if (h) {
+        this.opts.audit?.({ type: "policy.refused", server: h.server, what: "tool", tool: h.original, rule: `servers.${h.server}.tools` });
+        throw wire.invalidParams(`tool "${name}" is not allowed by the policy of server "${h.server}" (tools.allow / tools.deny)`);
+      }
+      throw wire.invalidParams(`unknown tool "${name}"`);
+    }
+    const started = Date.now();
+    const args = req.params.arguments ?? {};
+    let outcome: "ok" | "error" = "ok";
+    try {
+      const result = await this.forward(origin.server, { method: req.method, params: { ...req.params, name: origin.original } }, extra);
+      if ((result as { isError?: boolean }).isError) outcome = "error";
+      return result;
+    } catch (err) {
+      outcome = "error";
+      throw err;
+    } finally {
+      this.opts.audit?.({
+        type: "tool.call",
+        server: origin.server,
+        tool: origin.original,
+        argsDigest: createHash("sha256").update(JSON.stringify(args)).digest("hex"),
+        ...(this.opts.auditArguments ? { arguments: args } : {}),
+        outcome,
+        durationMs: Date.now() - started,
+      });
+    }
+  }
+
+  /** Forward a client request to one server, mapping progress and cancellation. */
+  private async forward(server: string, request: Request, extra: ExtraLike): Promise<Result> {
+    const up = this.upstreams.get(server);
+    if (!up) throw wire.invalidParams(`unknown server "${server}"`);
+    this.syncCapabilities();
+    const token = (request.params as { _meta?: { progressToken?: string | number } } | undefined)?._meta?.progressToken;
+    // Progress is sent in order and before the result, as the server sent it.
+    let sent: Promise<void> = Promise.resolve();
+    const onprogress =
+      token === undefined
+        ? undefined
+        : (p: { progress: number; total?: number; message?: string }) => {
+            const params = this.out(server, { ...p, progressToken: token });
+            sent = sent.then(() => extra.sendNotification({ method: "notifications/progress", params })).catch(() => undefined);
+          };
+    const result = await up.request(request, { signal: extra.signal, onprogress });
+    if (token !== undefined) {
+      await sent;
+      // Let the client process the last progress before the result ends the request
+      // (the SDK drops progress that it handles after the response).
+      await new Promise((r) => setImmediate(r));
+    }
+    return this.out(server, result);
+  }
+
+  private out<T>(server: string, value: T): T {
+    return this.opts.outgoing ? this.opts.outgoing(server, value) : value;
+  }
+
+  /** A server→client request: sent to the client, answered back to the server that asked. */
+  private async forwardRequest(server: string, request: Request, o: { signal: AbortSignal }): Promise<Result> {
+    // A human may be answering (sampling approval, elicitation): allow a long time.
+    return this.server.request(this.out(server, request), ResultSchema, { signal: o.signal, timeout: 30 * 60_000 });
+  }
+
+  private forwardNotification(server: string, n: Notification): void {
+    let out: Notification = n;
+    const params = (n.params ?? {}) as Record<string, unknown>;
+    if (n.method === "notifications/message") {
+      const logger = typeof params.logger === "string" ? `${server}/${params.logger}` : server;
+      out = { method: n.method, params: { ...params, logger: this.opts.prefix ? logger : params.logger } };
+    } else if (n.method === "notifications/resources/updated" && typeof params.uri === "string") {
+      out = { method: n.method, params: { ...params, uri: exposedUri(server, params.uri, this.opts.prefix) } };
+    }
+    void this.server.notification(this.out(server, out)).catch((err: Error) => {
+      this.opts.log.debug(`notification ${n.method} from server "${server}" not forwarded: ${err.message}`);
+    });
+  }
+}

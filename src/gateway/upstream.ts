@@ -1,0 +1,323 @@
+// One upstream MCP server: its sandbox, its SDK client session, and its
+// supervision (start, lazy start, crash → fail in-flight calls at once →
+// restart with exponential backoff). Not responsible for naming or for the
+// downstream session (gateway.ts).
+
+import { wire, type WireError } from "./wire-error.js";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import {
+  ErrorCode,
+  McpError,
+  ResultSchema,
+  type ClientCapabilities,
+  type Implementation,
+  type Notification,
+  type Request,
+  type Result,
+} from "@modelcontextprotocol/sdk/types.js";
+import type { RequestOptions } from "@modelcontextprotocol/sdk/shared/protocol.js";
+import type { ServerSpec } from "../config/spec.js";
+import { NucleusError, errorMessage } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { Sandbox, SandboxExit } from "../sandbox/backend.js";
+import { StreamTransport } from "./stream-transport.js";
+import { relayStderr } from "./stderr-relay.js";
+
+export type Launcher = (spec: ServerSpec) => Promise<Sandbox>;
+
+/** What the upstream asks of the gateway: forward server→client traffic, react to changes. */
+export interface UpstreamHooks {
+  /** A server→client request (sampling, elicitation, roots/list, ...), to be answered by the client. */
+  forwardRequest(server: string, request: Request, options: { signal: AbortSignal }): Promise<Result>;
+  /** A server→client notification other than progress/cancelled (handled by the SDK). */
+  forwardNotification(server: string, notification: Notification): void;
+  /** The server's catalog may have changed (started, restarted, crashed, list_changed). */
+  catalogChanged(server: string, kinds: readonly CatalogKind[]): void;
+  /** Lifecycle events for the audit log. */
+  lifecycle?(event: LifecycleEvent): void;
+}
+
+export type CatalogKind = "tools" | "prompts" | "resources";
+export type LifecycleEvent =
+  | { type: "server.start"; server: string; backend: string; details: Readonly<Record<string, string>> }
+  | { type: "server.exit"; server: string; cause: string; code: number | null; signal: string | null; message: string }
+  | { type: "server.restart"; server: string; attempt: number; delayMs: number };
+
+export type UpstreamState = "idle" | "starting" | "ready" | "backoff" | "refused" | "stopped";
+
+export interface UpstreamOptions {
+  readonly spec: ServerSpec;
+  readonly launch: Launcher;
+  readonly hooks: UpstreamHooks;
+  readonly log: Logger;
+  readonly maxMessageBytes: number;
+  readonly clientInfo: Implementation;
+  /** Restart backoff: first delay, doubled per consecutive crash, capped. */
+  readonly backoff?: { readonly initialMs: number; readonly maxMs: number; readonly resetAfterMs: number };
+}
+
+const SERVER_TO_CLIENT_REQUESTS = ["sampling/createMessage", "elicitation/create", "roots/list"] as const;
+
+export class Upstream {
+  readonly name: string;
+  private readonly spec: ServerSpec;
+  private state: UpstreamState = "idle";
+  private client: Client | null = null;
+  private sandbox: Sandbox | null = null;
+  private starting: Promise<Client> | null = null;
+  private capabilities: ClientCapabilities = {};
+  private crashes = 0;
+  private lastStart = 0;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private lastFailure: string | null = null;
+  private logLevel: string | null = null;
+
+  constructor(private readonly opts: UpstreamOptions) {
+    this.spec = opts.spec;
+    this.name = opts.spec.name;
+  }
+
+  get status(): UpstreamState {
+    return this.state;
+  }
+
+  get lazy(): boolean {
+    return this.spec.lazy;
+  }
+
+  /** The server's capabilities once initialized. */
+  serverCapabilities() {
+    return this.client?.getServerCapabilities();
+  }
+
+  instructions(): string | undefined {
+    return this.client?.getInstructions();
+  }
+
+  /** Set the capabilities the downstream client declared; used for every (re)start. */
+  setClientCapabilities(caps: ClientCapabilities): void {
+    this.capabilities = caps;
+  }
+
+  /** Remember the client's logging level, re-applied after restarts. */
+  async setLogLevel(level: string): Promise<void> {
+    this.logLevel = level;
+    const c = this.client;
+    if (c && this.state === "ready" && c.getServerCapabilities()?.logging) {
+      await c.request({ method: "logging/setLevel", params: { level } }, ResultSchema);
+    }
+  }
+
+  /** A ready client, starting the server if needed. Throws a clear error if it cannot be had. */
+  async ready(): Promise<Client> {
+    if (this.state === "ready" && this.client) return this.client;
+    if (this.state === "refused" || this.state === "stopped") throw this.unavailable();
+    if (this.state === "backoff") throw this.unavailable();
+    if (!this.starting) this.starting = this.start();
+    return this.starting;
+  }
+
+  private unavailable(): WireError {
+    const why = this.lastFailure ? `: ${this.lastFailure}` : "";
+    const what =
+      this.state === "backoff" ? "is restarting" : this.state === "refused" ? "was refused by policy" : "is stopped";
+    return wire.internal(`server "${this.name}" ${what}${why}`);
+  }
+
+  private async start(): Promise<Client> {
+    this.state = "starting";
+    const log = this.opts.log;
+    let sandbox: Sandbox | null = null;
+    try {
+      sandbox = await this.opts.launch(this.spec);
+    } catch (err) {
+      this.starting = null;
+      const msg = errorMessage(err);
+      this.lastFailure = msg.split("\n")[0] ?? msg;
+      if (err instanceof NucleusError && err.code === "POLICY_REFUSED") {
+        this.state = "refused";
+        log.error(`server "${this.name}" refused: ${msg}`);
+        throw this.unavailable();
+      }
+      log.error(`server "${this.name}" could not start: ${msg}`);
+      this.scheduleRestart();
+      throw this.unavailable();
+    }
+    this.sandbox = sandbox;
+    relayStderr(sandbox.stderr, log);
+    this.opts.hooks.lifecycle?.({ type: "server.start", server: this.name, backend: sandbox.backend, details: sandbox.details });
+    const client = this.makeClient();
+    const transport = new StreamTransport(sandbox.stdout, sandbox.stdin, {
+      role: "client",
+      peer: `server "${this.name}"`,
+      maxMessageBytes: this.opts.maxMessageBytes,
+    });
+    transport.onerror = (err) => log.warn(err.message);
+    const thisSandbox = sandbox;
+    void sandbox.exited.then((exit) => this.onExit(thisSandbox, exit));
+    client.onclose = () => {
+      // The stream ended or was cut (oversized frame): make sure the process goes too.
+      // (When the process itself ended, let its exit be seen as what it was.)
+      void Promise.race([thisSandbox.exited, delay(500).then(() => null)]).then((exit) => {
+        if (!exit && this.sandbox === thisSandbox && this.state !== "stopped") void thisSandbox.stop(1000);
+      });
+    };
+    try {
+      await client.connect(transport, { timeout: this.spec.timeouts.startupMs });
+    } catch (err) {
+      this.starting = null;
+      this.lastFailure = `initialize failed: ${errorMessage(err)}`;
+      log.error(`server "${this.name}" did not initialize: ${errorMessage(err)}`);
+      await thisSandbox.stop(1000);
+      throw this.unavailable();
+    }
+    this.client = client;
+    this.state = "ready";
+    this.lastStart = Date.now();
+    this.starting = null;
+    this.lastFailure = null;
+    if (this.logLevel && client.getServerCapabilities()?.logging) {
+      await this.setLogLevel(this.logLevel).catch(() => undefined);
+    }
+    log.info(`server "${this.name}" ready`, { backend: sandbox.backend });
+    this.opts.hooks.catalogChanged(this.name, ["tools", "prompts", "resources"]);
+    return client;
+  }
+
+  private makeClient(): Client {
+    const client = new Client(this.opts.clientInfo, { capabilities: this.capabilities });
+    const hooks = this.opts.hooks;
+    for (const method of SERVER_TO_CLIENT_REQUESTS) {
+      if (!capabilityFor(method, this.capabilities)) continue;
+      const schema = requestSchemaFor(method);
+      client.setRequestHandler(schema, (request, extra) =>
+        hooks.forwardRequest(this.name, request as Request, { signal: extra.signal }),
+      );
+    }
+    client.fallbackNotificationHandler = async (n) => {
+      const m = n.method;
+      if (m === "notifications/tools/list_changed") hooks.catalogChanged(this.name, ["tools"]);
+      else if (m === "notifications/prompts/list_changed") hooks.catalogChanged(this.name, ["prompts"]);
+      else if (m === "notifications/resources/list_changed") hooks.catalogChanged(this.name, ["resources"]);
+      else hooks.forwardNotification(this.name, n);
+    };
+    return client;
+  }
+
+  private onExit(sandbox: Sandbox, exit: SandboxExit): void {
+    if (this.sandbox !== sandbox) return;
+    this.sandbox = null;
+    const client = this.client;
+    this.client = null;
+    this.lastExit = exit;
+    this.opts.hooks.lifecycle?.({
+      type: "server.exit",
+      server: this.name,
+      cause: exit.cause,
+      code: exit.code,
+      signal: exit.signal,
+      message: exit.message,
+    });
+    void client?.close().catch(() => undefined);
+    if (this.state === "stopped") return;
+    this.lastFailure = exit.cause === "oom" ? `${exit.message} (out of memory)` : exit.message;
+    this.opts.log.warn(`${exit.message}; restarting`, { cause: exit.cause });
+    this.opts.hooks.catalogChanged(this.name, ["tools", "prompts", "resources"]);
+    this.scheduleRestart();
+  }
+
+  private lastExit: SandboxExit | null = null;
+
+  private scheduleRestart(): void {
+    if (this.state === "stopped" || this.restartTimer) return;
+    const b = this.opts.backoff ?? { initialMs: 250, maxMs: 30_000, resetAfterMs: 60_000 };
+    if (this.lastStart && Date.now() - this.lastStart > b.resetAfterMs) this.crashes = 0;
+    const delayMs = Math.min(b.initialMs * 2 ** this.crashes, b.maxMs);
+    this.crashes++;
+    this.state = "backoff";
+    this.opts.hooks.lifecycle?.({ type: "server.restart", server: this.name, attempt: this.crashes, delayMs });
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      if (this.state !== "backoff") return;
+      this.state = "idle";
+      this.starting = this.start();
+      this.starting.catch(() => undefined);
+    }, delayMs);
+    this.restartTimer.unref?.();
+  }
+
+  /**
+   * Send a request to the server. A crash while it is in flight fails it at once
+   * with an error naming the server; a timeout names the server and the limit.
+   */
+  async request(request: Request, options: { signal?: AbortSignal; onprogress?: RequestOptions["onprogress"] } = {}): Promise<Result> {
+    const client = await this.ready();
+    try {
+      return await client.request(request, ResultSchema, {
+        signal: options.signal,
+        onprogress: options.onprogress,
+        timeout: this.spec.timeouts.requestMs,
+        resetTimeoutOnProgress: true,
+      });
+    } catch (err) {
+      throw await this.describeFailure(err, request.method);
+    }
+  }
+
+  private async describeFailure(err: unknown, method: string): Promise<unknown> {
+    if (!(err instanceof McpError)) return err;
+    if (err.code === ErrorCode.ConnectionClosed && !options_aborted(err)) {
+      // Give the exit a moment to be reaped so the message can say how it ended.
+      const sandbox = this.sandbox;
+      if (sandbox) await Promise.race([sandbox.exited, delay(300)]);
+      const how = this.lastExit ? ` (${this.lastExit.message})` : "";
+      return wire.internal(`server "${this.name}" stopped while handling ${method}${how}; it is being restarted`,
+      );
+    }
+    if (err.code === ErrorCode.RequestTimeout) {
+      return wire.timeout(`server "${this.name}" did not answer ${method} within ${this.spec.timeouts.requestMs} ms`,
+      );
+    }
+    return err;
+  }
+
+  /** Send a notification to the server if it is running (roots/list_changed, ...). */
+  async notify(notification: Notification): Promise<void> {
+    if (this.state !== "ready" || !this.client) return;
+    await this.client.notification(notification).catch(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    this.state = "stopped";
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    const starting = this.starting;
+    if (starting) await starting.catch(() => undefined);
+    const sandbox = this.sandbox;
+    const client = this.client;
+    this.client = null;
+    await client?.close().catch(() => undefined);
+    if (sandbox) await sandbox.stop(this.spec.timeouts.shutdownGraceMs);
+  }
+}
+
+function options_aborted(err: McpError): boolean {
+  return err.message.includes("Request was cancelled");
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref?.());
+}
+
+function capabilityFor(method: (typeof SERVER_TO_CLIENT_REQUESTS)[number], caps: ClientCapabilities): boolean {
+  if (method === "sampling/createMessage") return Boolean(caps.sampling);
+  if (method === "elicitation/create") return Boolean(caps.elicitation);
+  return Boolean(caps.roots);
+}
+
+import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+function requestSchemaFor(method: (typeof SERVER_TO_CLIENT_REQUESTS)[number]) {
+  if (method === "sampling/createMessage") return CreateMessageRequestSchema;
+  if (method === "elicitation/create") return ElicitRequestSchema;
+  return ListRootsRequestSchema;
+}

@@ -1,0 +1,86 @@
+// Supervision: crashes fail in-flight calls at once and the server comes back;
+// hostile output (garbage, endless lines) is cut off without harming others.
+import { afterEach, describe, expect, it } from "vitest";
+import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { makeSpec } from "../helpers/spec.js";
+import { TINY, startTestGateway, type TestGateway } from "../helpers/gateway.js";
+
+const node = process.execPath;
+const tiny = (name: string, mode = "normal", timeouts?: { startupMs: number; requestMs: number; shutdownGraceMs: number }) =>
+  makeSpec({ name, argv: [node, TINY, mode, name], insecureUnsandboxed: true, ...(timeouts ? { timeouts } : {}) });
+
+let open: TestGateway[] = [];
+afterEach(async () => {
+  await Promise.all(open.map((g) => g.close()));
+  open = [];
+});
+async function gw(...args: Parameters<typeof startTestGateway>) {
+  const g = await startTestGateway(...args);
+  open.push(g);
+  return g;
+}
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const pidOf = (g: TestGateway, server: string) =>
+  Number(g.audit.filter((a) => a.type === "server.start" && a.server === server).at(-1)?.details && (g.audit.filter((a) => a.type === "server.start" && a.server === server).at(-1)!.details as Record<string, string>).pid);
+
+describe("gateway: supervision", () => {
+  it("fails the in-flight call within a second when the server crashes, then brings it back", async () => {
+    const g = await gw([tiny("a"), tiny("b")]);
+    let changed = 0;
+    g.client.setNotificationHandler(ToolListChangedNotificationSchema, async () => void changed++);
+    await g.client.listTools();
+    const t0 = Date.now();
+    const err = await g.client.callTool({ name: "a__crash", arguments: {} }).catch((e: Error) => e);
+    expect((err as Error).message).toMatch(/server "a" stopped while handling tools\/call \(server "a" exited with code 7\)/);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    // The other server is unaffected.
+    expect(JSON.stringify((await g.client.callTool({ name: "b__echo", arguments: { message: "still here" } })).content)).toContain("still here");
+    // Its tools disappear and reappear, announced by list_changed.
+    await expect.poll(() => changed, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+    await expect
+      .poll(async () => (await g.client.listTools()).tools.map((t) => t.name), { timeout: 10_000 })
+      .toContain("a__echo");
+    expect(JSON.stringify((await g.client.callTool({ name: "a__echo", arguments: { message: "back" } })).content)).toContain("back");
+    expect(g.audit.filter((a) => a.type === "server.exit" && a.server === "a")[0]).toMatchObject({ cause: "exited", code: 7 });
+    expect(g.audit.some((a) => a.type === "server.restart" && a.server === "a")).toBe(true);
+  });
+
+  it("cuts off a 100 MB line with an error and keeps other servers working", async () => {
+    const g = await gw([tiny("flooder"), tiny("calm")]);
+    await g.client.listTools();
+    await expect(g.client.callTool({ name: "flooder__flood", arguments: {} })).rejects.toThrow(/server "flooder"/);
+    expect(g.logs.join("")).toMatch(/server "flooder" sent a message larger than 4194304 bytes/);
+    expect(JSON.stringify((await g.client.callTool({ name: "calm__echo", arguments: { message: "fine" } })).content)).toContain("fine");
+    await expect.poll(async () => (await g.client.listTools()).tools.map((t) => t.name), { timeout: 10_000 }).toContain("flooder__echo");
+  });
+
+  it("ignores garbage lines from a server and still talks to it", async () => {
+    const g = await gw([tiny("g", "garbage")]);
+    expect(JSON.stringify((await g.client.callTool({ name: "g__echo", arguments: { message: "through garbage" } })).content)).toContain("through garbage");
+    expect(g.logs.join("")).toMatch(/server "g" sent invalid JSON/);
+  });
+
+  it("gives up on a server that does not initialize in time, naming it", async () => {
+    const g = await gw([tiny("slow", "slow-init", { startupMs: 500, requestMs: 5000, shutdownGraceMs: 500 }), tiny("ok")]);
+    const names = (await g.client.listTools()).tools.map((t) => t.name);
+    expect(names).toContain("ok__echo");
+    expect(names.some((n) => n.startsWith("slow__"))).toBe(false);
+    expect(g.logs.join("")).toMatch(/server "slow" did not initialize/);
+  });
+
+  it("stops every server on close and leaves no process behind", async () => {
+    const g = await startTestGateway([tiny("a"), tiny("b")]);
+    await g.client.listTools();
+    const pids = ["a", "b"].map((s) => pidOf(g, s));
+    expect(pids.every((p) => p > 0 && alive(p))).toBe(true);
+    await g.close();
+    expect(pids.map(alive)).toEqual([false, false]);
+  });
+});
