@@ -11,6 +11,8 @@ export const MIN_LINE_LENGTH = 16;
 export function secretForms(value: string): string[] {
   const forms = new Set<string>([value]);
   const derived: string[] = [];
+  // A server that trims what it received (a value with a stray space or newline) prints the trimmed form.
+  if (value.trim() !== value && value.trim().length >= 4) forms.add(value.trim());
   const once = jsonEscape(value);
   derived.push(once, jsonEscape(once));
   derived.push(encodeURIComponent(value), safeEncodeUri(value), new URLSearchParams({ v: value }).toString().slice(2));

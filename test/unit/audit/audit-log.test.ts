@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -91,5 +92,33 @@ describe("AuditLog", () => {
     const again = new AuditLog(path);
     await expect(again.append(call(1))).rejects.toThrow(/last line is incomplete.*will not extend a broken chain/);
     await again.close();
+  });
+
+  it("heals a crash between rotating the file away and writing the new one", async () => {
+    const path = join(dir, "audit.jsonl");
+    const log = new AuditLog(path, { maxBytes: 1500, keep: 5 });
+    for (let i = 0; i < 12; i++) await log.append(call(i));
+    await log.close();
+    // What rotate() does before the new file's first write.
+    const files = await auditFileSet(path);
+    for (let i = files.length - 1; i >= 1; i--) await rename(`${path}.${i}`, `${path}.${i + 1}`);
+    await rename(path, `${path}.1`);
+    const again = new AuditLog(path, { maxBytes: 1500, keep: 5 });
+    await again.append(call(99));
+    await again.close();
+    const first = JSON.parse((await readFile(path, "utf8")).split("\n")[0]!);
+    expect(first.fields.reason).toBe("continued");
+    expect((await verifyAuditLog(await auditFileSet(path))).ok).toBe(true);
+  });
+
+  it("removes a lock left by a process that is gone, and waits for a live one", async () => {
+    const path = join(dir, "audit.jsonl");
+    const dead = spawnSync(process.execPath, ["-e", "0"]).pid!;
+    await writeFile(`${path}.lock`, String(dead));
+    const log = new AuditLog(path, { lockTimeoutMs: 300 });
+    await log.append(call(1));
+    await writeFile(`${path}.lock`, String(process.ppid)); // alive, not us
+    await expect(log.append(call(2))).rejects.toThrow(/has been held by another process for more than 300 ms/);
+    await log.close();
   });
 });

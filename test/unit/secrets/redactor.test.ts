@@ -116,3 +116,9 @@ describe("SecretRedactor.redactJson", () => {
     expect(r.redactJson(withSecret).content.at(-1)!.text).toBe(REDACTED);
   });
 });
+
+describe("SecretRedactor with untidy values", () => {
+  it("masks the trimmed form of a value with surrounding whitespace", () => {
+    expect(redactor("  padded-value\n").redact("x padded-value y")).toBe(`x ${REDACTED} y`);
+  });
+});
