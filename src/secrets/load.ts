@@ -115,7 +115,11 @@ async function fromFile(spec: SecretSpec): Promise<string> {
       );
     }
     if (st.size > MAX_SECRET_FILE) throw unavailable(spec, `is refused: the file is larger than ${MAX_SECRET_FILE} bytes`, "A secret file holds one value.");
-    const text = await handle.readFile({ encoding: "utf8" });
+    // Bounded read: the file may have grown since the stat.
+    const buf = Buffer.alloc(Math.min(st.size, MAX_SECRET_FILE) + 1);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    if (bytesRead > MAX_SECRET_FILE) throw unavailable(spec, `is refused: the file is larger than ${MAX_SECRET_FILE} bytes`, "A secret file holds one value.");
+    const text = buf.subarray(0, bytesRead).toString("utf8");
     // Trailing line breaks are an artefact of editors and `echo`, not part of the value.
     return text.replace(/[\r\n]+$/, "");
   } finally {

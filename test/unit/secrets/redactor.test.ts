@@ -121,4 +121,9 @@ describe("SecretRedactor with untidy values", () => {
   it("masks the trimmed form of a value with surrounding whitespace", () => {
     expect(redactor("  padded-value\n").redact("x padded-value y")).toBe(`x ${REDACTED} y`);
   });
+
+  it("masks a short value that JSON escapes, inside a JSON value (the fast path sees its escaped form)", () => {
+    const r = redactor('ab"c');
+    expect(r.redactJson({ text: 'x ab"c y' })).toEqual({ text: `x ${REDACTED} y` });
+  });
 });
