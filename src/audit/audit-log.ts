@@ -86,7 +86,13 @@ export class AuditLog {
 
   private async put(pos: Position, line: string, hash: string): Promise<number> {
     const data = Buffer.from(`${line}\n`, "utf8");
-    await this.handle!.write(data); // O_APPEND: lands at the end even if another writer got there first
+    // O_APPEND: lands at the end even if another writer got there first. One write per record.
+    const { bytesWritten } = await this.handle!.write(data);
+    if (bytesWritten !== data.length) {
+      throw new NucleusError("INTERNAL", `the audit log ${this.path} took only ${bytesWritten} of ${data.length} bytes of a record (disk full?)`, {
+        hint: "Free space, then run `nucleus audit verify` and move the damaged file aside.",
+      });
+    }
     if (this.opts.fsync) await this.handle!.datasync();
     this.pos = { ...pos, size: pos.size + data.length, seq: pos.seq + 1, hash };
     return pos.seq + 1;
