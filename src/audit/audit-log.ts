@@ -1,0 +1,158 @@
+// The audit log sink: JSON Lines with a hash chain, appended with O_APPEND
+// under a lock file, rotated by size (FILE → FILE.1 → … FILE.keep) with the
+// chain carried across files. Not responsible for event contents (events.ts).
+
+import { randomBytes } from "node:crypto";
+import { mkdir, open, rename, stat, type FileHandle } from "node:fs/promises";
+import { dirname } from "node:path";
+import { NucleusError } from "../errors.js";
+import type { AuditEvent } from "./events.js";
+import { withFileLock } from "./lock.js";
+import { encodeRecord, genesisHash } from "./record.js";
+import { readLastRecord } from "./tail-read.js";
+
+export interface AuditLogOptions {
+  /** Rotate once the current file would grow past this many bytes (0: never). */
+  readonly maxBytes?: number;
+  /** Rotated files kept (FILE.1 … FILE.keep), at least 1. */
+  readonly keep?: number;
+  /** fsync after every record (durable, slower). */
+  readonly fsync?: boolean;
+  /** Applied to every record's fields before it is written (SecretRedactor.redactJson). */
+  readonly redact?: (fields: Readonly<Record<string, unknown>>) => Readonly<Record<string, unknown>>;
+  /** How long to wait for another process's lock. */
+  readonly lockTimeoutMs?: number;
+  /** Clock, for tests. */
+  readonly now?: () => Date;
+}
+
+interface Position {
+  readonly dev: number;
+  readonly ino: number;
+  readonly size: number;
+  readonly seq: number;
+  readonly hash: string;
+  readonly chain: string;
+}
+
+export class AuditLog {
+  readonly path: string;
+  private readonly maxBytes: number;
+  private readonly keep: number;
+  private readonly opts: AuditLogOptions;
+  private handle: FileHandle | null = null;
+  private pos: Position | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(path: string, opts: AuditLogOptions = {}) {
+    this.path = path;
+    this.maxBytes = opts.maxBytes ?? 0;
+    this.keep = Math.max(1, opts.keep ?? 5);
+    this.opts = opts;
+  }
+
+  /** Appends one event; calls are serialised in call order. Resolves with the record's seq once written. */
+  append(event: AuditEvent): Promise<number> {
+    if (this.closed) return Promise.reject(new NucleusError("INTERNAL", `the audit log ${this.path} is closed`));
+    const run = this.queue.then(async () => {
+      // SECURITY: a directory created here is 0700; an existing one is left as it is.
+      await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+      return withFileLock(`${this.path}.lock`, this.opts.lockTimeoutMs ?? 10_000, () => this.write(event));
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Waits for pending appends and closes the file. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.queue;
+    await this.handle?.close();
+    this.handle = null;
+  }
+
+  private async write(event: AuditEvent): Promise<number> {
+    let pos = await this.sync();
+    const fields = this.opts.redact ? this.opts.redact(event.fields) : event.fields;
+    let rec = encodeRecord({ seq: pos.seq + 1, time: this.time(), type: event.type, fields, prev: pos.hash });
+    const bytes = Buffer.byteLength(rec.line) + 1;
+    if (this.maxBytes > 0 && pos.size > 0 && pos.size + bytes > this.maxBytes) {
+      pos = await this.rotate(pos);
+      rec = encodeRecord({ seq: pos.seq + 1, time: this.time(), type: event.type, fields, prev: pos.hash });
+    }
+    return this.put(pos, rec.line, rec.hash);
+  }
+
+  private async put(pos: Position, line: string, hash: string): Promise<number> {
+    const data = Buffer.from(`${line}\n`, "utf8");
+    // O_APPEND: lands at the end even if another writer got there first. One write per record.
+    const { bytesWritten } = await this.handle!.write(data);
+    if (bytesWritten !== data.length) {
+      throw new NucleusError("INTERNAL", `the audit log ${this.path} took only ${bytesWritten} of ${data.length} bytes of a record (disk full?)`, {
+        hint: "Free space, then run `nucleus audit verify` and move the damaged file aside.",
+      });
+    }
+    if (this.opts.fsync) await this.handle!.datasync();
+    this.pos = { ...pos, size: pos.size + data.length, seq: pos.seq + 1, hash };
+    return pos.seq + 1;
+  }
+
+  /** Brings the open file and the chain position up to date with what is on disk (another process may have written or rotated). */
+  private async sync(): Promise<Position> {
+    const onDisk = await stat(this.path).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return null;
+      throw err;
+    });
+    const cur = this.pos;
+    if (cur && this.handle && onDisk && onDisk.dev === cur.dev && onDisk.ino === cur.ino && onDisk.size === cur.size) return cur;
+    await this.handle?.close();
+    this.handle = null;
+    // SECURITY: "a" = O_WRONLY|O_APPEND|O_CREAT; 0600 so only the gateway's user reads what servers did.
+    this.handle = await open(this.path, "a", 0o600);
+    const st = await this.handle.stat();
+    if ((st.mode & 0o077) !== 0) await this.handle.chmod(0o600);
+    const last = st.size > 0 ? await readLastRecord(this.path) : await readLastRecord(`${this.path}.1`, true);
+    const base = { dev: st.dev, ino: st.ino, size: st.size };
+    if (last === null) {
+      // A new chain: its first record names the chain, and its prev is the chain's genesis.
+      const chain = randomBytes(16).toString("hex");
+      const pos: Position = { ...base, seq: 0, hash: genesisHash(chain), chain };
+      const head = encodeRecord({ seq: 1, time: this.time(), type: "audit.file", fields: { chain, reason: "created" }, prev: pos.hash });
+      await this.put(pos, head.line, head.hash);
+      return this.pos!;
+    }
+    const pos: Position = { ...base, seq: last.seq, hash: last.hash, chain: last.chain };
+    if (st.size === 0) {
+      // The current file is new but FILE.1 holds the chain (crash after a rotation): continue it.
+      return this.head(pos, "continued");
+    }
+    this.pos = pos;
+    return pos;
+  }
+
+  private async rotate(pos: Position): Promise<Position> {
+    await this.handle?.close();
+    this.handle = null;
+    for (let i = this.keep - 1; i >= 1; i--) {
+      await rename(`${this.path}.${i}`, `${this.path}.${i + 1}`).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== "ENOENT") throw err;
+      });
+    }
+    await rename(this.path, `${this.path}.1`);
+    this.handle = await open(this.path, "a", 0o600);
+    const st = await this.handle.stat();
+    return this.head({ ...pos, dev: st.dev, ino: st.ino, size: st.size }, "rotated");
+  }
+
+  /** Writes the first record of a file that continues the chain. */
+  private async head(pos: Position, reason: "rotated" | "continued"): Promise<Position> {
+    const head = encodeRecord({ seq: pos.seq + 1, time: this.time(), type: "audit.file", fields: { chain: pos.chain, reason }, prev: pos.hash });
+    await this.put(pos, head.line, head.hash);
+    return this.pos!;
+  }
+
+  private time(): string {
+    return (this.opts.now?.() ?? new Date()).toISOString();
+  }
+}

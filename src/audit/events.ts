@@ -1,0 +1,103 @@
+// The audit event types and their typed constructors, plus the canonical
+// digest used for tool arguments and policies. Not responsible for writing
+// (audit-log.ts) or for deciding when an event happens (the gateway).
+
+import { createHash } from "node:crypto";
+
+export type AuditEventType =
+  | "audit.file"
+  | "server.start"
+  | "server.exit"
+  | "server.oom"
+  | "server.restart"
+  | "tool.call"
+  | "policy.refused"
+  | "egress"
+  | "config.reload";
+
+export interface AuditEvent {
+  readonly type: AuditEventType;
+  readonly fields: Readonly<Record<string, unknown>>;
+}
+
+export type ToolOutcome = "ok" | "error" | "refused";
+
+/** JSON with object keys sorted at every level, so equal values give equal digests. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== "object") {
+    if (typeof value === "number" && !Number.isFinite(value)) return "null";
+    if (typeof value === "bigint") return JSON.stringify(value.toString());
+    return JSON.stringify(value) ?? "null";
+  }
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? "null" : canonicalJson(v))).join(",")}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined && typeof v !== "function")
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+}
+
+/** "sha256:<hex>" of the canonical JSON of a value (tool arguments, an effective policy). */
+export function digestOf(value: unknown): string {
+  return `sha256:${createHash("sha256").update(canonicalJson(value)).digest("hex")}`;
+}
+
+export function serverStart(e: { server: string; backend: string; policyDigest: string }): AuditEvent {
+  return { type: "server.start", fields: { server: e.server, backend: e.backend, policyDigest: e.policyDigest } };
+}
+
+export function serverExit(e: { server: string; cause: string; code: number | null; signal: string | null }): AuditEvent {
+  return { type: "server.exit", fields: { server: e.server, cause: e.cause, code: e.code, signal: e.signal } };
+}
+
+export function serverOom(e: { server: string; memoryMiB?: number }): AuditEvent {
+  return { type: "server.oom", fields: { server: e.server, ...(e.memoryMiB === undefined ? {} : { memoryMiB: e.memoryMiB }) } };
+}
+
+export function serverRestart(e: { server: string; attempt: number; delayMs: number }): AuditEvent {
+  return { type: "server.restart", fields: { server: e.server, attempt: e.attempt, delayMs: e.delayMs } };
+}
+
+/**
+ * One tool call. The arguments are recorded as a digest; the arguments
+ * themselves only when `includeArguments` (`[gateway] audit_arguments`).
+ */
+export function toolCall(e: {
+  server: string;
+  tool: string;
+  arguments: unknown;
+  outcome: ToolOutcome;
+  durationMs: number;
+  includeArguments: boolean;
+  /** Short reason for error/refused outcomes (a rule, an error code); no payloads. */
+  reason?: string;
+}): AuditEvent {
+  const fields: Record<string, unknown> = {
+    server: e.server,
+    tool: e.tool,
+    argsDigest: digestOf(e.arguments ?? null),
+    outcome: e.outcome,
+    durationMs: Math.round(e.durationMs),
+  };
+  if (e.reason !== undefined) fields.reason = e.reason;
+  if (e.includeArguments) fields.arguments = e.arguments ?? null;
+  return { type: "tool.call", fields };
+}
+
+/** A refusal by policy: a hidden tool, a path, a start refused for a gap. `rule` is the TOML path. */
+export function policyRefused(e: { server: string; what: string; rule: string }): AuditEvent {
+  return { type: "policy.refused", fields: { server: e.server, what: e.what, rule: e.rule } };
+}
+
+/** An egress decision; the egress proxy chooses the fields (host, port, decision "allow"|"deny", rule…). */
+export function egress(e: { server: string; decision: "allow" | "deny" } & Record<string, unknown>): AuditEvent {
+  return { type: "egress", fields: { ...e } };
+}
+
+export function configReload(e: { source: string; changed: readonly string[] }): AuditEvent {
+  return { type: "config.reload", fields: { source: e.source, changed: [...e.changed] } };
+}
+
+/** Whether a record is a refusal (for `nucleus audit tail --refused`). */
+export function isRefusal(type: string, fields: Readonly<Record<string, unknown>>): boolean {
+  return type === "policy.refused" || fields.outcome === "refused" || (type === "egress" && fields.decision === "deny");
+}
