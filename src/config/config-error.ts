@@ -23,27 +23,29 @@ export class Problems {
     this.items.push(line === undefined ? { path, message } : { path, message, line });
   }
 
-  addZodIssues(base: PathSegment[], issues: readonly z.core.$ZodIssue[], knownKeys: readonly string[]): void {
-    for (const issue of issues) this.addZodIssue(base, issue, knownKeys);
+  /** `keysAt(path)`: the keys valid in the table at `path` (relative to `base`), for "did you mean". */
+  addZodIssues(base: PathSegment[], issues: readonly z.core.$ZodIssue[], keysAt: (path: PathSegment[]) => readonly string[]): void {
+    for (const issue of issues) this.addZodIssue(base, [], issue, keysAt);
   }
 
   get length(): number {
     return this.items.length;
   }
 
-  private addZodIssue(base: PathSegment[], issue: z.core.$ZodIssue, knownKeys: readonly string[]): void {
-    const path = [...base, ...issue.path.map((p) => (typeof p === "symbol" ? String(p) : p))];
+  private addZodIssue(base: PathSegment[], prefix: PathSegment[], issue: z.core.$ZodIssue, keysAt: (path: PathSegment[]) => readonly string[]): void {
+    const rel = [...prefix, ...issue.path.map((p) => (typeof p === "symbol" ? String(p) : p))];
+    const path = [...base, ...rel];
     switch (issue.code) {
       case "unrecognized_keys":
         for (const key of issue.keys) {
-          const guess = closest(key, knownKeys);
+          const guess = closest(key, keysAt(rel));
           this.add([...path, key], `unknown key${guess ? ` (did you mean "${guess}"?)` : ""}`);
         }
         return;
       case "invalid_union": {
         // Report the branch that matched the value's type (e.g. the inline-table form).
         const branch = issue.errors.find((errs) => !errs.some((e) => e.path.length === 0 && e.code === "invalid_type"));
-        if (branch) this.addZodIssues(path, branch, knownKeys);
+        if (branch) for (const sub of branch) this.addZodIssue(base, rel, sub, keysAt);
         else this.add(path, issue.message === "Invalid input" ? "has the wrong type" : issue.message);
         return;
       }
@@ -118,7 +120,8 @@ function closest(word: string, candidates: readonly string[]): string | null {
   let best: string | null = null;
   let bestDist = Infinity;
   for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c);
+    const w = word.toLowerCase();
+    const d = c.startsWith(w) || w.startsWith(c) ? 1 : editDistance(w, c);
     if (d < bestDist) {
       bestDist = d;
       best = c;
@@ -129,11 +132,15 @@ function closest(word: string, candidates: readonly string[]): string | null {
 
 function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  let before = prev;
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
     for (let j = 1; j <= b.length; j++) {
       cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      // A swap of two neighbours ("form" for "from") counts as one edit.
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) cur[j] = Math.min(cur[j]!, before[j - 2]! + 1);
     }
+    before = prev;
     prev = cur;
   }
   return prev[b.length]!;

@@ -10,7 +10,7 @@ import { configInvalidError, formatPath, Problems, sortProblems, type ConfigProb
 import { indexLines, lineOf } from "./lines.js";
 import { BUILTIN_PROFILES, checkCeiling, resolveProfile, type Layer } from "./profiles.js";
 import { normalizeLayer, resolveServer, type ResolveContext } from "./resolve.js";
-import { documentSchema, gatewaySchema, KNOWN_KEYS, parseTable, profileSchema, secretSchema, serverSchema, SERVER_NAME_RE } from "./schema.js";
+import { documentSchema, gatewaySchema, parseTable, profileSchema, secretSchema, serverSchema, SERVER_NAME_RE } from "./schema.js";
 import { resolveGateway, resolveSecret } from "./sections.js";
 import type { NucleusConfig, SecretSpec, ServerSpec } from "./spec.js";
 
@@ -75,7 +75,8 @@ export function checkConfigText(text: string, source: string, opts: LoadOptions 
     return finish(null);
   }
 
-  const report = (base: PathSegment[]) => (issues: Parameters<Problems["addZodIssues"]>[1]) => problems.addZodIssues(base, issues, KNOWN_KEYS);
+  const report = (base: PathSegment[]) => (issues: Parameters<Problems["addZodIssues"]>[1], keys: (p: PathSegment[]) => string[]) =>
+    problems.addZodIssues(base, issues, keys);
   const top = parseTable(documentSchema, doc, report([])) ?? {};
   const configDir = dirname(source);
   const pathEnv = opts.pathEnv ?? process.env.PATH ?? "";

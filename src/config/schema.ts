@@ -118,23 +118,25 @@ export const documentSchema = z.strictObject({
   secrets: z.record(z.string(), table).optional(),
 });
 
-/** Every key name of the format, for "did you mean" suggestions. */
-export const KNOWN_KEYS: readonly string[] = [
-  ...new Set([
-    ...Object.keys(documentSchema.shape),
-    ...Object.keys(gatewaySchema.shape),
-    "listen",
-    "port",
-    ...Object.keys(profileSchema.shape),
-    ...Object.keys(serverSchema.shape),
-    ...Object.keys(secretSchema.shape),
-    ...Object.keys(toolsSchema.shape),
-    ...Object.keys(timeoutsSchema.shape),
-    "name",
-    "as",
-    "target",
-  ]),
-];
+/** The keys of the table that `schema` describes at `path` (indices and record keys walk into elements). */
+export function keysAt(schema: z.ZodType, path: readonly (string | number)[]): string[] {
+  let cur: z.ZodType | undefined = schema;
+  for (const seg of [...path, null]) {
+    // Unwrap optional, transform pipes and unions (the table-shaped branch).
+    for (let guard = 0; cur && guard < 8; guard++) {
+      if (cur instanceof z.ZodOptional) cur = cur.unwrap() as z.ZodType;
+      else if (cur instanceof z.ZodPipe) cur = cur.in as z.ZodType;
+      else if (cur instanceof z.ZodUnion) cur = (cur.options as z.ZodType[]).find((o) => o instanceof z.ZodObject);
+      else break;
+    }
+    if (seg === null || !cur) break;
+    if (cur instanceof z.ZodObject) cur = (cur.shape as Record<string, z.ZodType>)[String(seg)];
+    else if (cur instanceof z.ZodArray) cur = cur.element as z.ZodType;
+    else if (cur instanceof z.ZodRecord) cur = cur.valueType as z.ZodType;
+    else cur = undefined;
+  }
+  return cur instanceof z.ZodObject ? Object.keys(cur.shape) : [];
+}
 
 /**
  * Parses a table key by key: every problem of `schema` is reported, and the
@@ -144,11 +146,11 @@ export const KNOWN_KEYS: readonly string[] = [
 export function parseTable<S extends z.ZodObject>(
   schema: S,
   raw: unknown,
-  report: (issues: readonly z.core.$ZodIssue[]) => void,
+  report: (issues: readonly z.core.$ZodIssue[], keys: (path: (string | number)[]) => string[]) => void,
 ): Partial<z.infer<S>> | null {
   const whole = schema.safeParse(raw);
   if (whole.success) return whole.data as Partial<z.infer<S>>;
-  report(whole.error.issues);
+  report(whole.error.issues, (path) => keysAt(schema, path));
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return null;
   const out: Record<string, unknown> = {};
   for (const [key, fieldSchema] of Object.entries(schema.shape as Record<string, z.ZodType>)) {
