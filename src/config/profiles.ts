@@ -134,7 +134,7 @@ export function resolveProfile(
 }
 
 export function knownProfiles(userExtends: ReadonlyMap<string, unknown>): string[] {
-  return [...Object.keys(BUILTIN_PROFILES), ...[...userExtends.keys()].sort()];
+  return [...new Set([...Object.keys(BUILTIN_PROFILES), ...[...userExtends.keys()].sort()])];
 }
 
 /** Reports every key of `layer` that goes above the profile's ceiling. */
