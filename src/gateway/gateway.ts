@@ -5,7 +5,6 @@
 // how a server is sandboxed (the Launcher) or for transports.
 
 import { wire } from "./wire-error.js";
-import { createHash } from "node:crypto";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import {
@@ -26,6 +25,7 @@ import {
   type Request,
   type Result,
 } from "@modelcontextprotocol/sdk/types.js";
+import { digestOf, policyRefused, serverExit, serverOom, serverRestart, serverStart, toolCall, type AuditEvent } from "../audit/events.js";
 import type { ServerSpec } from "../config/spec.js";
 import type { Logger } from "../log.js";
 import { Catalog, type Collision, type ServerCatalog } from "./catalog.js";
@@ -33,8 +33,6 @@ import { exposedUri, parseExposedUri } from "./names.js";
 import { paginate } from "./paginate.js";
 import { Upstream, type CatalogKind, type Launcher, type LifecycleEvent } from "./upstream.js";
 
-/** A record for the audit log (src/audit): lifecycle, tool calls, refusals. */
-export type AuditRecord = { readonly type: string } & Record<string, unknown>;
 
 export interface GatewayOptions {
   readonly servers: readonly ServerSpec[];
@@ -44,7 +42,7 @@ export interface GatewayOptions {
   readonly prefix: boolean;
   readonly maxMessageBytes: number;
   readonly version: string;
-  readonly audit?: (record: AuditRecord) => void;
+  readonly audit?: (event: AuditEvent) => void;
   readonly auditArguments?: boolean;
   /** Applied to every result and notification from `server` before the client sees it (secret redaction). */
   readonly outgoing?: <T>(server: string, value: T) => T;
@@ -130,7 +128,18 @@ export class Gateway {
   }
 
   private lifecycle(e: LifecycleEvent): void {
-    this.opts.audit?.({ ...e });
+    const audit = this.opts.audit;
+    if (!audit) return;
+    if (e.type === "server.start") {
+      const ev = serverStart({ server: e.server, backend: e.backend, policyDigest: digestOf(this.specs.get(e.server)) });
+      // The pid lets an operator match the record to the process (no secrets in details).
+      audit({ ...ev, fields: { ...ev.fields, details: e.details } });
+    } else if (e.type === "server.exit") {
+      audit(serverExit({ server: e.server, cause: e.cause, code: e.code, signal: e.signal }));
+      if (e.cause === "oom") audit(serverOom({ server: e.server, memoryMiB: this.specs.get(e.server)?.limits.memoryMiB }));
+    } else {
+      audit(serverRestart({ server: e.server, attempt: e.attempt, delayMs: e.delayMs }));
+    }
   }
 
   // ---- catalog -------------------------------------------------------------
@@ -297,7 +306,8 @@ export class Gateway {
     if (!origin) {
       const h = hidden.get(name);
       if (h) {
-        this.opts.audit?.({ type: "policy.refused", server: h.server, what: "tool", tool: h.original, rule: `servers.${h.server}.tools` });
+        this.opts.audit?.(policyRefused({ server: h.server, what: `tool "${h.original}"`, rule: `servers.${h.server}.tools` }));
+        this.opts.audit?.(toolCall({ server: h.server, tool: h.original, arguments: req.params.arguments ?? {}, outcome: "refused", durationMs: 0, includeArguments: this.opts.auditArguments ?? false, reason: `servers.${h.server}.tools` }));
         throw wire.invalidParams(`tool "${name}" is not allowed by the policy of server "${h.server}" (tools.allow / tools.deny)`);
       }
       throw wire.invalidParams(`unknown tool "${name}"`);
@@ -313,15 +323,9 @@ export class Gateway {
       outcome = "error";
       throw err;
     } finally {
-      this.opts.audit?.({
-        type: "tool.call",
-        server: origin.server,
-        tool: origin.original,
-        argsDigest: createHash("sha256").update(JSON.stringify(args)).digest("hex"),
-        ...(this.opts.auditArguments ? { arguments: args } : {}),
-        outcome,
-        durationMs: Date.now() - started,
-      });
+      this.opts.audit?.(
+        toolCall({ server: origin.server, tool: origin.original, arguments: args, outcome, durationMs: Date.now() - started, includeArguments: this.opts.auditArguments ?? false }),
+      );
     }
   }
 

@@ -7,7 +7,8 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { ClientCapabilities } from "@modelcontextprotocol/sdk/types.js";
 import type { ServerSpec } from "../../src/config/spec.js";
-import { Gateway, type AuditRecord } from "../../src/gateway/gateway.js";
+import { Gateway } from "../../src/gateway/gateway.js";
+import type { AuditEvent } from "../../src/audit/events.js";
 import { Logger } from "../../src/log.js";
 import type { Backend } from "../../src/sandbox/backend.js";
 import { UnsandboxedBackend } from "../../src/sandbox/unsandboxed.js";
@@ -21,7 +22,7 @@ export const TINY = fileURLToPath(new URL("../fixtures/servers/tiny-server.mjs",
 export interface TestGateway {
   gateway: Gateway;
   client: Client;
-  audit: AuditRecord[];
+  audit: AuditEvent[];
   logs: string[];
   close(): Promise<void>;
 }
@@ -32,7 +33,7 @@ export async function startTestGateway(
 ): Promise<TestGateway> {
   const backend = opts.backend ?? new UnsandboxedBackend();
   const logs: string[] = [];
-  const audit: AuditRecord[] = [];
+  const audit: AuditEvent[] = [];
   const log = new Logger({ level: "debug", sink: { write: (l) => void logs.push(l) } });
   const gateway = new Gateway({
     servers,

@@ -27,8 +27,10 @@ const alive = (pid: number) => {
     return false;
   }
 };
-const pidOf = (g: TestGateway, server: string) =>
-  Number(g.audit.filter((a) => a.type === "server.start" && a.server === server).at(-1)?.details && (g.audit.filter((a) => a.type === "server.start" && a.server === server).at(-1)!.details as Record<string, string>).pid);
+const pidOf = (g: TestGateway, server: string) => {
+  const start = g.audit.filter((a) => a.type === "server.start" && a.fields.server === server).at(-1);
+  return Number((start?.fields.details as Record<string, string> | undefined)?.pid);
+};
 
 describe("gateway: supervision", () => {
   it("fails the in-flight call within a second when the server crashes, then brings it back", async () => {
@@ -48,8 +50,8 @@ describe("gateway: supervision", () => {
       .poll(async () => (await g.client.listTools()).tools.map((t) => t.name), { timeout: 10_000 })
       .toContain("a__echo");
     expect(JSON.stringify((await g.client.callTool({ name: "a__echo", arguments: { message: "back" } })).content)).toContain("back");
-    expect(g.audit.filter((a) => a.type === "server.exit" && a.server === "a")[0]).toMatchObject({ cause: "exited", code: 7 });
-    expect(g.audit.some((a) => a.type === "server.restart" && a.server === "a")).toBe(true);
+    expect(g.audit.filter((a) => a.type === "server.exit" && a.fields.server === "a")[0]?.fields).toMatchObject({ cause: "exited", code: 7 });
+    expect(g.audit.some((a) => a.type === "server.restart" && a.fields.server === "a")).toBe(true);
   });
 
   it("cuts off a 100 MB line with an error and keeps other servers working", async () => {

@@ -113,6 +113,7 @@ describe("gateway: aggregation", () => {
     const names = (await g.client.listTools()).tools.map((t) => t.name);
     expect(names).toEqual(["t1__echo"]);
     await expect(g.client.callTool({ name: "t1__crash", arguments: {} })).rejects.toThrow(/not allowed by the policy of server "t1"/);
-    expect(g.audit.some((a) => a.type === "policy.refused" && a.tool === "crash")).toBe(true);
+    expect(g.audit.some((a) => a.type === "policy.refused" && a.fields.what === `tool "crash"`)).toBe(true);
+    expect(g.audit.some((a) => a.type === "tool.call" && a.fields.outcome === "refused")).toBe(true);
   });
 });

@@ -1,0 +1,57 @@
+// Builds the host-side services one gateway session uses: backend selection,
+// the secret redactor (installed on the logger), the audit log, secret and
+// package resolution, and the egress proxies. Not responsible for MCP traffic.
+
+import { AuditLog } from "../audit/audit-log.js";
+import type { AuditEvent } from "../audit/events.js";
+import type { NucleusConfig, ServerSpec } from "../config/spec.js";
+import type { Logger } from "../log.js";
+import { resolvePackageSpec } from "../packages/npm.js";
+import { selectBackend, defaultBackends } from "../sandbox/select.js";
+import { SecretRedactor } from "../secrets/redactor.js";
+import { resolveServerSecrets } from "../secrets/resolve.js";
+import type { RuntimeDeps } from "./runtime.js";
+
+export interface Services {
+  readonly deps: RuntimeDeps;
+  readonly redactor: SecretRedactor;
+  readonly audit: ((event: AuditEvent) => void) | undefined;
+  /** Redaction of everything a server sends towards the client (unless redact_results = false). */
+  readonly outgoing: <T>(server: string, value: T) => T;
+  close(): Promise<void>;
+}
+
+export async function createServices(
+  config: NucleusConfig,
+  servers: readonly ServerSpec[],
+  opts: { log: Logger; env: NodeJS.ProcessEnv },
+): Promise<Services> {
+  const { log, env } = opts;
+  const redactor = new SecretRedactor();
+  // SECURITY: every line the gateway logs passes through the redactor.
+  log.setRedactor(redactor.fn);
+  const auditLog = config.gateway.auditLog
+    ? new AuditLog(config.gateway.auditLog, { maxBytes: config.gateway.auditMaxBytes, redact: (f) => redactor.redactJson(f) })
+    : null;
+  const audit = auditLog
+    ? (event: AuditEvent) => {
+        auditLog.append(event).catch((err: Error) => log.error(`could not write the audit log: ${err.message}`));
+      }
+    : undefined;
+  const byName = new Map(servers.map((s) => [s.name, s]));
+  const backends = defaultBackends();
+  const deps: RuntimeDeps = {
+    select: (spec, gatewayChoice) => selectBackend(spec, gatewayChoice, backends),
+    resolveSecrets: (spec) => resolveServerSecrets(spec, config.secrets, env, { redactor }),
+    resolvePackage: (spec) => (spec.launch.package ? resolvePackageSpec(spec, { log }) : Promise.resolve(spec)),
+  };
+  return {
+    deps,
+    redactor,
+    audit,
+    outgoing: <T>(server: string, value: T): T => (byName.get(server)?.redactResults === false ? value : redactor.redactJson(value)),
+    async close() {
+      await auditLog?.close();
+    },
+  };
+}

@@ -1,0 +1,149 @@
+// Installs a server's npm package once per name@version into the cache
+// (<cache>/npm/<name>@<version>) and points its ServerSpec at the package's bin.
+// Not responsible for sandboxing the server or for the Node runtime itself.
+
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, isAbsolute, join, relative, sep } from "node:path";
+import { NucleusError } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { NpmPackage, ServerSpec } from "../config/spec.js";
+import { deepFreeze } from "../config/load.js";
+import { whichSync } from "../sandbox/which.js";
+
+export interface NpmOptions {
+  /** Default: defaultCacheDir(). */
+  readonly cacheDir?: string;
+  readonly log: Logger;
+  /** Give up on `npm install` after this long (default 5 minutes). */
+  readonly timeoutMs?: number;
+}
+
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_CACHE_HOME;
+  return join(xdg && isAbsolute(xdg) ? xdg : join(env.HOME || homedir(), ".cache"), "nucleus");
+}
+
+/** The install directory of a package (it exists only once installation completed). */
+export function packageDir(pkg: NpmPackage, cacheDir: string): string {
+  return join(cacheDir, "npm", `${pkg.name}@${pkg.version}`);
+}
+
+/** Installs `pkg` unless already installed; returns the install dir and the absolute path of its bin script. */
+export async function ensureNpmPackage(pkg: NpmPackage, opts: NpmOptions): Promise<{ root: string; bin: string }> {
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
+  const root = packageDir(pkg, cacheDir);
+  if (!existsSync(join(root, "node_modules", pkg.name, "package.json"))) {
+    const parent = dirname(root);
+    mkdirSync(parent, { recursive: true, mode: 0o700 });
+    const tmp = mkdtempSync(join(parent, ".install-"));
+    try {
+      opts.log.info("installing npm package", { package: `${pkg.name}@${pkg.version}` });
+      await npmInstall(pkg, tmp, opts.timeoutMs ?? 300_000);
+      findBin(pkg, tmp); // refuse a package without a bin before publishing it to the cache
+      try {
+        // Atomic publish: readers only ever see a complete install.
+        renameSync(tmp, root);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
+        // Another process installed it at the same time: use theirs.
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+  return { root: realpathSync(root), bin: findBin(pkg, realpathSync(root)) };
+}
+
+/**
+ * A new frozen spec for a `package` server: argv = [node, bin, ...args] and the
+ * install dir as its code dir. A spec without a package is returned unchanged.
+ */
+export async function resolvePackageSpec(spec: ServerSpec, opts: NpmOptions): Promise<ServerSpec> {
+  const pkg = spec.launch.package;
+  if (pkg === null) return spec;
+  const { root, bin } = await ensureNpmPackage(pkg, opts);
+  const node = realpathSync(process.execPath);
+  const codeDirs = [...new Set([root, ...spec.launch.codeDirs])];
+  return deepFreeze({
+    ...spec,
+    launch: { ...spec.launch, argv: [node, bin, ...spec.launch.args], codeDirs },
+  });
+}
+
+function findBin(pkg: NpmPackage, root: string): string {
+  const pkgDir = join(root, "node_modules", pkg.name);
+  let manifest: { bin?: string | Record<string, string> };
+  try {
+    manifest = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8")) as typeof manifest;
+  } catch (err) {
+    throw installFailed(pkg, `its package.json could not be read (${(err as Error).message})`, []);
+  }
+  let rel: string | undefined;
+  if (typeof manifest.bin === "string") rel = manifest.bin;
+  else if (manifest.bin && typeof manifest.bin === "object") {
+    const unscoped = pkg.name.replace(/^@[^/]+\//, "");
+    rel = manifest.bin[unscoped] ?? Object.values(manifest.bin)[0];
+  }
+  if (!rel) {
+    throw new NucleusError("PACKAGE_INSTALL_FAILED", `npm package ${pkg.name}@${pkg.version} has no "bin" entry to run`, {
+      hint: `run it with command = ["node", "/path/to/its/entry.js"] instead of package`,
+    });
+  }
+  const realPkgDir = realpathSync(pkgDir);
+  let bin: string;
+  try {
+    bin = realpathSync(join(realPkgDir, rel));
+  } catch {
+    throw installFailed(pkg, `its bin "${rel}" does not exist after installation`, []);
+  }
+  // SECURITY: a bin path like "../../x" must not point outside the package.
+  const inside = relative(realPkgDir, bin);
+  if (inside.startsWith("..") || isAbsolute(inside) || inside.split(sep)[0] === "..") {
+    throw installFailed(pkg, `its bin "${rel}" points outside the package`, []);
+  }
+  return bin;
+}
+
+function npmInstall(pkg: NpmPackage, prefix: string, timeoutMs: number): Promise<void> {
+  const npm = whichSync("npm");
+  if (!npm) {
+    return Promise.reject(
+      new NucleusError("PACKAGE_INSTALL_FAILED", `cannot install ${pkg.spec}: npm was not found on PATH`, {
+        hint: "install Node.js with npm, or run the server with command = [...] instead",
+      }),
+    );
+  }
+  // SECURITY: --ignore-scripts: a package's install scripts would run on the host, outside any sandbox.
+  const argv = ["install", "--prefix", prefix, "--no-save", "--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier", `${pkg.name}@${pkg.version}`];
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(npm, argv, { cwd: prefix, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, npm_config_loglevel: "warn" } });
+    let stderr = "";
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (chunk: string) => {
+      stderr = (stderr + chunk).slice(-16_384); // bounded: only the tail is reported
+    });
+    const timer = setTimeout(() => {
+      stderr += `\n(npm install did not finish within ${timeoutMs} ms and was stopped)`;
+      child.kill("SIGKILL");
+    }, timeoutMs);
+    child.on("error", (err) => {
+      clearTimeout(timer);
+      reject(installFailed(pkg, err.message, []));
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolvePromise();
+      else reject(installFailed(pkg, `npm install exited with ${code ?? signal}`, stderr.trim().split("\n").slice(-8)));
+    });
+  });
+}
+
+function installFailed(pkg: NpmPackage, why: string, stderrTail: string[]): NucleusError {
+  const tail = stderrTail.length ? `\n${stderrTail.map((l) => `    ${l}`).join("\n")}` : "";
+  return new NucleusError("PACKAGE_INSTALL_FAILED", `installing npm package ${pkg.name}@${pkg.version} failed: ${why}${tail}`, {
+    hint: `check that ${pkg.name}@${pkg.version} exists (npm view ${pkg.name}@${pkg.version}) and that the npm registry is reachable`,
+  });
+}
