@@ -69,7 +69,8 @@ export interface CgroupLayout {
 function dirFor(mount: MountEntry, cgPath: string): string | null {
   const root = mount.root === "/" ? "" : mount.root;
   if (root && !(cgPath === root || cgPath.startsWith(`${root}/`))) return null;
-  return posix.join(mount.mountPoint, cgPath.slice(root.length) || "/");
+  const dir = posix.join(mount.mountPoint, cgPath.slice(root.length) || "/");
+  return dir.length > 1 && dir.endsWith("/") ? dir.slice(0, -1) : dir;
 }
 
 /**
