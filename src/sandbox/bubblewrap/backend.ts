@@ -48,6 +48,11 @@ export class BubblewrapBackend implements Backend {
     return (this.controllersCache ??= probeControllers(this.layout()));
   }
 
+  /** Remove empty cgroups left by gateways that were killed (their servers died with them). Returns the paths removed. */
+  sweepStale(): string[] {
+    return sweepStaleCgroups(this.layout());
+  }
+
   async probe(): Promise<ProbeResult> {
     if (!this.bwrap) {
       return { available: false, reason: "bwrap (bubblewrap) is not installed", hints: ["install it: apt-get install bubblewrap (or run scripts/setup.sh as root)"] };
