@@ -17,6 +17,8 @@ export interface SpawnedOptions {
   readonly cwd?: string;
   /** Extra fds beyond 0..2 (e.g. a seccomp program for bwrap). */
   readonly extraStdio?: ReadonlyArray<"pipe" | "ignore" | number>;
+  /** Bytes written to extra fd 3 + i (which must be "pipe"), then closed: data the child reads at start. */
+  readonly extraInput?: ReadonlyArray<Uint8Array>;
   readonly defaultGraceMs: number;
   readonly details?: Record<string, string>;
   /** Runs once after the process is reaped (cleanup of temp dirs, cgroups). May refine the exit. */
@@ -40,6 +42,12 @@ export function spawnSandbox(opts: SpawnedOptions): Promise<Sandbox> {
     child.once("error", onSpawnError);
     child.once("spawn", () => {
       child.off("error", onSpawnError);
+      (opts.extraInput ?? []).forEach((data, i) => {
+        const s = child.stdio[3 + i] as Writable | null | undefined;
+        if (!s) return;
+        s.on("error", () => {}); // the child may exit before reading; `exited` reports that
+        s.end(data);
+      });
       resolve(wrap(child, opts));
     });
   });

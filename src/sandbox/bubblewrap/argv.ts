@@ -1,0 +1,158 @@
+// The one pure function that turns a ServerSpec plus host facts into a bwrap
+// argv and the data bwrap reads from inherited fds (seccomp program, generated
+// /etc files, secrets). Snapshot-tested: this argv is security code.
+// Not responsible for spawning, cgroups, or finding host facts (host.ts).
+
+import { posix } from "node:path";
+import type { ServerSpec } from "../../config/spec.js";
+import { buildSeccompFilter } from "../seccomp/filter.js";
+import type { SeccompArch } from "../seccomp/syscalls.js";
+import {
+  EGRESS_SOCKET, ENV_FILE, LAUNCHER_SCRIPT, RUN_DIR, SANDBOX_HOME, SECRET_FILE_DIR,
+  renderEnvFile, renderGroup, renderHosts, renderPasswd, validSecretTarget,
+} from "./etc-files.js";
+
+export type RuntimeEntry =
+  | { readonly path: string; readonly kind: "dir" }
+  | { readonly path: string; readonly kind: "symlink"; readonly target: string };
+
+/** What the builder needs to know about the host, gathered by host.ts. */
+export interface HostFacts {
+  readonly bwrap: string;
+  readonly arch: SeccompArch;
+  /** Top-level runtime: /usr as a dir; /bin, /lib... as dirs or merged-/usr symlinks. */
+  readonly runtime: readonly RuntimeEntry[];
+  /** Read-only /etc entries that exist on this host (dynamic linker cache, CA certificates). */
+  readonly etc: readonly string[];
+  /** realpath of launch.argv[0]. */
+  readonly interpreter: string;
+  /** realpath of /bin/sh (runs the launcher when env secrets are delivered). */
+  readonly shell: string;
+}
+
+export interface BuildInput {
+  readonly spec: ServerSpec;
+  readonly host: HostFacts;
+  /** Secret values by target; they only ever reach `fdData`, never `argv`. */
+  readonly secrets: ReadonlyMap<string, { readonly value: string; readonly as: "env" | "file" }>;
+  /** Host unix socket of the egress proxy, bound at /run/nucleus/egress.sock; null = no egress. */
+  readonly egressSocket: string | null;
+  /** argv prefix run in front of the server (e.g. the egress agent); null = none. */
+  readonly wrapper: readonly string[] | null;
+  /** Identity inside the sandbox. */
+  readonly uid?: number;
+  readonly gid?: number;
+}
+
+export interface BwrapPlan {
+  readonly argv: string[];
+  /** fdData[i] is written to fd 3 + i of bwrap, then closed. May hold secrets: never log it. */
+  readonly fdData: Buffer[];
+  readonly hostname: string;
+}
+
+const MiB = 1024 * 1024;
+const FD_BASE = 3;
+
+export function sandboxHostname(name: string): string {
+  const clean = name.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "");
+  return `nucleus-${clean || "server"}`.slice(0, 63);
+}
+
+function under(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir.endsWith("/") ? dir : `${dir}/`);
+}
+
+export function buildBwrapPlan(input: BuildInput): BwrapPlan {
+  const { spec, host } = input;
+  const uid = input.uid ?? 1000;
+  const gid = input.gid ?? 1000;
+  const argv0 = spec.launch.argv[0];
+  if (!argv0 || !posix.isAbsolute(argv0)) throw new Error(`server "${spec.name}" has no absolute command to run`);
+  const hostname = sandboxHostname(spec.name);
+  const fdData: Buffer[] = [];
+  const fd = (data: string | Buffer): string => {
+    fdData.push(typeof data === "string" ? Buffer.from(data) : data);
+    return String(FD_BASE + fdData.length - 1);
+  };
+  const tmpBytes = String(spec.limits.tmpMiB * MiB);
+  const a: string[] = [host.bwrap];
+
+  // SECURITY: new user, mount, pid, net, ipc, uts and cgroup namespaces; --unshare-user explicitly so that
+  // --disable-userns (no nested user namespaces, the usual first step of a kernel exploit) is accepted.
+  a.push("--unshare-all", "--unshare-user", "--disable-userns");
+  // SECURITY: the sandbox dies with the gateway (no orphaned servers after a crash).
+  a.push("--die-with-parent");
+  // SECURITY: setsid, so no controlling terminal to push input into (TIOCSTI, CVE-2017-5226).
+  a.push("--new-session");
+  // SECURITY: no capabilities at all, even inside the namespaces (bwrap also sets NO_NEW_PRIVS).
+  a.push("--cap-drop", "ALL");
+  a.push("--uid", String(uid), "--gid", String(gid), "--hostname", hostname);
+  // SECURITY: nothing of the gateway's environment (other servers' secrets) is inherited.
+  a.push("--clearenv");
+  const env: Record<string, string> = {
+    PATH: "/usr/local/bin:/usr/bin:/bin",
+    HOME: SANDBOX_HOME,
+    LANG: "C.UTF-8",
+    TMPDIR: "/tmp",
+    USER: "nucleus",
+    ...spec.launch.env,
+  };
+  for (const [k, v] of Object.entries(env)) a.push("--setenv", k, v);
+
+  // Read-only runtime: /usr and the merged-/usr links (or real lib dirs on older layouts).
+  for (const r of host.runtime) {
+    if (r.kind === "symlink") a.push("--symlink", r.target, r.path);
+    else a.push("--ro-bind", r.path, r.path);
+  }
+  const covered = (p: string) => host.runtime.some((r) => r.kind === "dir" && under(p, r.path));
+  // SECURITY: a fresh procfs for the new pid namespace: no other process (gateway, other servers) is visible.
+  a.push("--proc", "/proc");
+  // SECURITY: a minimal /dev (null, zero, full, random, urandom, tty, pts, shm); no /dev/mem, no disks.
+  a.push("--dev", "/dev");
+  // SECURITY: private, size-bounded /tmp and home, so filling them cannot exhaust host memory or disk.
+  a.push("--size", tmpBytes, "--tmpfs", "/tmp");
+  a.push("--size", tmpBytes, "--tmpfs", SANDBOX_HOME);
+  // SECURITY: a generated passwd/group/hosts instead of the host's (no host user names, no resolv.conf).
+  a.push("--ro-bind-data", fd(renderPasswd(uid, gid)), "/etc/passwd");
+  a.push("--ro-bind-data", fd(renderGroup(gid)), "/etc/group");
+  a.push("--ro-bind-data", fd(renderHosts(hostname)), "/etc/hosts");
+  for (const e of host.etc) a.push("--ro-bind", e, e);
+  // The interpreter's real location, when it is not already inside the runtime.
+  if (!covered(host.interpreter)) a.push("--ro-bind", host.interpreter, host.interpreter);
+  // The server's own code, read-only, at the same paths.
+  for (const d of [...spec.launch.codeDirs].sort()) if (!covered(d)) a.push("--ro-bind", d, d);
+  // Allowed paths, parents before children so a nested grant is not hidden.
+  for (const g of [...spec.paths].sort((x, y) => x.path.localeCompare(y.path))) {
+    // SECURITY: read-only unless the policy grants write.
+    a.push(g.writable ? "--bind" : "--ro-bind", g.path, g.path);
+  }
+
+  const envSecrets = [...input.secrets].filter(([, s]) => s.as === "env");
+  const fileSecrets = [...input.secrets].filter(([, s]) => s.as === "file");
+  for (const [t, s] of input.secrets) {
+    if (!validSecretTarget(t, s.as)) throw new Error(`secret target "${t}" cannot be delivered as ${s.as === "env" ? "an environment variable" : "a file name"}`);
+  }
+  if (envSecrets.length > 0 || input.egressSocket) a.push("--size", String(MiB), "--tmpfs", RUN_DIR);
+  if (envSecrets.length > 0) {
+    // SECURITY: env secret values travel through an fd into a 0400 file that the launcher reads and deletes;
+    // they never appear on any argv (bwrap's or the server's) where `ps` could show them.
+    a.push("--perms", "0400", "--file", fd(renderEnvFile(envSecrets.map(([t, s]) => [t, s.value] as const))), ENV_FILE);
+  }
+  if (fileSecrets.length > 0) {
+    a.push("--size", String(MiB), "--tmpfs", SECRET_FILE_DIR);
+    for (const [t, s] of fileSecrets) a.push("--perms", "0400", "--file", fd(s.value), `${SECRET_FILE_DIR}/${t}`);
+  }
+  // SECURITY: the only way out in allowlist mode is this one socket to the per-server egress proxy.
+  if (input.egressSocket) a.push("--bind", input.egressSocket, EGRESS_SOCKET);
+  // SECURITY: the sandbox root (a tmpfs holding the mount points) becomes read-only too.
+  a.push("--remount-ro", "/");
+  // SECURITY: the seccomp deny-list (see seccomp/filter.ts); AF_INET* only when an egress path exists.
+  a.push("--seccomp", fd(buildSeccompFilter({ arch: host.arch, allowInet: input.egressSocket !== null })));
+  a.push("--chdir", spec.launch.cwd ?? SANDBOX_HOME);
+  a.push("--");
+  if (envSecrets.length > 0) a.push(host.shell, "-c", LAUNCHER_SCRIPT, "nucleus-launch", ENV_FILE);
+  if (input.wrapper) a.push(...input.wrapper);
+  a.push(argv0 === host.interpreter || covered(argv0) ? argv0 : host.interpreter, ...spec.launch.argv.slice(1));
+  return { argv: a, fdData, hostname };
+}

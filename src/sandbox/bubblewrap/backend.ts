@@ -1,0 +1,149 @@
+// The bubblewrap backend: probes bwrap, reports gaps, and launches a server
+// with the argv from argv.ts inside per-server cgroups, reporting OOM kills.
+// Not responsible for the argv's content (argv.ts) or cgroup layout (cgroups/).
+
+import { spawnSync } from "node:child_process";
+import type { ServerSpec } from "../../config/spec.js";
+import { refused } from "../../errors.js";
+import type { Backend, Gap, LaunchContext, ProbeResult, Sandbox } from "../backend.js";
+import { spawnSandbox } from "../process.js";
+import type { CgroupLayout, Controller } from "../cgroups/layout.js";
+import { CgroupLeaf, hostLayout, probeControllers, sweepStaleCgroups, type ControllerStatus, type PlaceOverrides } from "../cgroups/manager.js";
+import { seccompArchOf } from "../seccomp/syscalls.js";
+import { buildBwrapPlan } from "./argv.js";
+import { limitEnforcement, limitGaps, type LimitEnforcement } from "./enforcement.js";
+import { collectHostFacts, findBwrap } from "./host.js";
+
+export interface BubblewrapOptions {
+  /** Path of bwrap; default: found on PATH. */
+  readonly bwrapPath?: string;
+  /** cgroup parents delegated by an administrator, per controller (e.g. for a non-root gateway). */
+  readonly cgroupParents?: PlaceOverrides;
+  /** argv prefix run in front of each server inside the sandbox (the egress agent); default none. */
+  readonly wrapper?: (spec: ServerSpec, ctx: LaunchContext) => readonly string[] | null;
+}
+
+/**
+ * Joins the cgroups named by its arguments (up to "--"), then execs the rest:
+ * the process enters the cgroups before bwrap forks anything. Constant text.
+ */
+const CGROUP_JOIN_SCRIPT = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"';
+
+export class BubblewrapBackend implements Backend {
+  readonly name = "bubblewrap" as const;
+  private readonly bwrap: string | null;
+  private layoutCache: CgroupLayout | null = null;
+  private controllersCache: Record<Controller, ControllerStatus> | null = null;
+
+  constructor(private readonly opts: BubblewrapOptions = {}) {
+    this.bwrap = opts.bwrapPath ?? findBwrap();
+  }
+
+  private layout(): CgroupLayout {
+    return (this.layoutCache ??= hostLayout(this.opts.cgroupParents ?? {}));
+  }
+
+  /** Which cgroup controllers this gateway can use (probed once by creating a child cgroup). */
+  controllers(): Record<Controller, ControllerStatus> {
+    return (this.controllersCache ??= probeControllers(this.layout()));
+  }
+
+  /** Remove empty cgroups left by gateways that were killed (their servers died with them). Returns the paths removed. */
+  sweepStale(): string[] {
+    return sweepStaleCgroups(this.layout());
+  }
+
+  async probe(): Promise<ProbeResult> {
+    if (!this.bwrap) {
+      return { available: false, reason: "bwrap (bubblewrap) is not installed", hints: ["install it: apt-get install bubblewrap (or run scripts/setup.sh as root)"] };
+    }
+    if (!seccompArchOf(process.arch)) {
+      return { available: false, reason: `no seccomp filter exists for ${process.arch}`, hints: ["use an x86_64 or aarch64 host"] };
+    }
+    const r = spawnSync(this.bwrap, ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--", "/usr/bin/true"], { encoding: "utf8", timeout: 10_000, env: {} });
+    if (r.status !== 0) {
+      const why = (r.stderr || r.error?.message || `exit ${r.status}`).trim().split("\n")[0];
+      return {
+        available: false,
+        reason: `bwrap cannot create namespaces here: ${why}`,
+        hints: ["enable unprivileged user namespaces: sysctl -w kernel.unprivileged_userns_clone=1 (Debian) or user.max_user_namespaces=15000", "on Ubuntu 24.04+, allow bwrap in AppArmor (kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap)"],
+      };
+    }
+    return { available: true, reason: `${this.bwrap} creates user, mount, pid and network namespaces`, hints: [] };
+  }
+
+  /** How each resource limit of `spec` is (or is not) enforced on this host; for `explain` and `doctor`. */
+  enforcement(spec: ServerSpec): LimitEnforcement[] {
+    return limitEnforcement(spec, this.controllers());
+  }
+
+  async gaps(spec: ServerSpec): Promise<Gap[]> {
+    const p = `servers.${spec.name}`;
+    const gaps: Gap[] = [];
+    if (!seccompArchOf(process.arch)) {
+      gaps.push({ rule: `${p}.backend`, message: `bubblewrap has no seccomp filter for ${process.arch}`, hint: "use an x86_64 or aarch64 host, or a microVM backend" });
+    }
+    if (spec.network.mode === "allowlist") {
+      gaps.push({
+        rule: `${p}.allowed_hosts`,
+        message: `server "${spec.name}" needs egress allowlists, and egress allowlists need the egress proxy, which this build of the bubblewrap backend does not run yet`,
+        hint: `set ${p}.network = "none" (no network), or run this server on a backend that supports allowed_hosts`,
+      });
+    }
+    gaps.push(...limitGaps(spec, this.enforcement(spec)));
+    return gaps;
+  }
+
+  async launch(spec: ServerSpec, ctx: LaunchContext): Promise<Sandbox> {
+    const gaps = await this.gaps(spec);
+    if (gaps.length > 0) throw refused(gaps.map((g) => g.message).join("; "), gaps[0]!.hint);
+    if (!this.bwrap) throw refused("bwrap (bubblewrap) is not installed", "install it: apt-get install bubblewrap");
+    const argv0 = spec.launch.argv[0];
+    if (!argv0) throw new Error(`server "${spec.name}" has no resolved command`);
+    const host = collectHostFacts(argv0, this.bwrap);
+    const plan = buildBwrapPlan({
+      spec,
+      host,
+      secrets: ctx.secrets,
+      egressSocket: spec.network.mode === "allowlist" ? ctx.egressSocket : null,
+      wrapper: this.opts.wrapper?.(spec, ctx) ?? null,
+    });
+
+    const layout = this.layout();
+    for (const gone of sweepStaleCgroups(layout)) ctx.log.debug("removed a cgroup left by a gateway that died", { cgroup: gone });
+    const controllers = this.controllers();
+    const usable = (Object.keys(controllers) as Controller[]).filter((c) => controllers[c].usable);
+    const leaf = usable.length > 0
+      ? CgroupLeaf.create(layout, spec.name, { memoryMiB: spec.limits.memoryMiB, pids: spec.limits.pids, cpus: spec.limits.cpus }, usable)
+      : null;
+    for (const e of this.enforcement(spec)) {
+      if (!e.enforced) ctx.log.warn(`default ${e.limit} limit (${e.value}) is not enforced`, { server: spec.name, reason: e.detail });
+    }
+    const argv = leaf ? [host.shell, "-c", CGROUP_JOIN_SCRIPT, "nucleus-cgroup", ...leaf.procsFiles, "--", ...plan.argv] : plan.argv;
+    const details: Record<string, string> = { hostname: plan.hostname, seccomp: host.arch };
+    if (leaf) for (const [c, d] of leaf.dirs) details[`cgroup.${c}`] = d;
+    try {
+      return await spawnSandbox({
+        serverName: spec.name,
+        backend: this.name,
+        argv,
+        env: {},
+        extraStdio: plan.fdData.map(() => "pipe" as const),
+        extraInput: plan.fdData,
+        defaultGraceMs: spec.timeouts.shutdownGraceMs,
+        details,
+        cleanup: async (exit) => {
+          if (!leaf) return;
+          const oom = leaf.oomKills();
+          await leaf.destroy();
+          if (oom > 0 && exit.cause !== "stopped") {
+            return { cause: "oom" as const, message: `server "${spec.name}" was killed by the kernel's OOM killer at its ${spec.limits.memoryMiB} MiB memory limit` };
+          }
+        },
+      });
+    } catch (err) {
+      await leaf?.destroy();
+      throw err;
+    }
+  }
+}

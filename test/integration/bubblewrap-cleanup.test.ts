@@ -1,0 +1,81 @@
+// Nothing leaks: after stop(), and after the gateway itself is SIGKILLed,
+// no sandboxed process, mount, cgroup or temp directory remains.
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { describe, expect, it } from "vitest";
+import { findBwrap } from "../../src/sandbox/bubblewrap/host.js";
+import { launchHostile, makeBackend } from "../escape/harness.js";
+
+const noBwrap = findBwrap() === null;
+const repo = resolve(import.meta.dirname, "..", "..");
+
+function processesWith(marker: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync("/proc")) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, "utf8").includes(marker)) out.push(Number(p));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out;
+}
+
+async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return cond();
+}
+
+const mounts = () => readFileSync("/proc/self/mountinfo", "utf8");
+const bwrapTemps = () => readdirSync(tmpdir()).filter((n) => /bwrap|nucleus-bw/.test(n));
+const cgroupDirs = (details: Readonly<Record<string, string>>) => Object.entries(details).filter(([k]) => k.startsWith("cgroup.")).map(([, v]) => v);
+
+describe("bubblewrap cleanup", () => {
+  it.skipIf(noBwrap)("leaves no process, mount, cgroup or temp dir after stop() (skipped: bwrap is not installed)", async () => {
+    const before = { mounts: mounts(), temps: bwrapTemps() };
+    const h = await launchHostile(makeBackend(), "stopme");
+    const inside = (await h.attack("whoami")) as { detail: { pid: number } };
+    expect(inside.detail.pid).toBeLessThan(10); // its own pid namespace
+    const cgroups = cgroupDirs(h.sandbox.details);
+    const exit = await h.sandbox.stop(2000);
+    expect(exit.cause).toBe("stopped");
+    expect(() => process.kill(Number(h.sandbox.details.pid), 0)).toThrow();
+    for (const d of cgroups) expect(existsSync(d)).toBe(false);
+    expect(mounts()).toBe(before.mounts);
+    expect(bwrapTemps()).toEqual(before.temps);
+  });
+
+  it.skipIf(noBwrap)("leaves no process or mount when the gateway is SIGKILLed; its cgroups are swept (skipped: bwrap is not installed)", async () => {
+    const marker = `nucleus-orphan-${randomBytes(6).toString("hex")}`;
+    const before = mounts();
+    const gw = spawn(process.execPath, [join(repo, "node_modules", "vite-node", "vite-node.mjs"), "test/fixtures/gateway-like.ts", marker], { cwd: repo, stdio: ["ignore", "pipe", "inherit"] });
+    const line = await new Promise<string>((res, rej) => {
+      createInterface({ input: gw.stdout! }).once("line", res);
+      gw.once("exit", (c) => rej(new Error(`gateway-like parent exited early (${c})`)));
+    });
+    const details = JSON.parse(line) as Record<string, string>;
+    expect(await until(() => processesWith(marker).length > 0)).toBe(true);
+    gw.kill("SIGKILL");
+    // --die-with-parent: the sandbox and everything in it dies with the gateway.
+    expect(await until(() => processesWith(marker).length === 0)).toBe(true);
+    expect(mounts()).toBe(before);
+    const cgroups = cgroupDirs(details);
+    if (makeBackend().controllers().pids.usable) expect(cgroups.length).toBeGreaterThan(0);
+    for (const d of cgroups) {
+      const procs = existsSync(d) ? readFileSync(join(d, "cgroup.procs"), "utf8").trim() : "";
+      expect(procs).toBe("");
+    }
+    // Nobody was left to rmdir them; the next gateway's backend sweeps them.
+    makeBackend().sweepStale();
+    for (const d of cgroups) expect(existsSync(d)).toBe(false);
+  });
+});

@@ -1,0 +1,125 @@
+import { describe, expect, it } from "vitest";
+import { buildBwrapPlan, sandboxHostname, type HostFacts } from "../../../src/sandbox/bubblewrap/argv.js";
+import { LAUNCHER_SCRIPT, renderEnvFile } from "../../../src/sandbox/bubblewrap/etc-files.js";
+import { decode } from "../../../src/sandbox/seccomp/bpf.js";
+import { makeSpec } from "../../helpers/spec.js";
+
+const host: HostFacts = {
+  bwrap: "/usr/bin/bwrap",
+  arch: "x86_64",
+  runtime: [
+    { path: "/usr", kind: "dir" },
+    { path: "/bin", kind: "symlink", target: "usr/bin" },
+    { path: "/lib", kind: "symlink", target: "usr/lib" },
+    { path: "/lib64", kind: "symlink", target: "usr/lib64" },
+  ],
+  etc: ["/etc/ld.so.cache", "/etc/ssl/certs"],
+  interpreter: "/usr/bin/node",
+  shell: "/usr/bin/dash",
+};
+
+const argv = ["/usr/bin/node", "/opt/mcp/fs/dist/index.js", "/data/docs"];
+const spec = makeSpec({
+  name: "Files",
+  argv,
+  launch: { argv, args: ["/data/docs"], package: null, cwd: null, env: { LOG_LEVEL: "info" }, codeDirs: ["/opt/mcp/fs", "/opt/mcp/node_modules"] },
+  paths: [
+    { path: "/data/docs/out", writable: true },
+    { path: "/data/docs", writable: false },
+  ],
+});
+const SECRET = "ghp_canary-value-123";
+const secrets = new Map([
+  ["GITHUB_TOKEN", { value: SECRET, as: "env" as const }],
+  ["db.pem", { value: "FILE-SECRET", as: "file" as const }],
+]);
+
+describe("bwrap argv builder", () => {
+  it("builds the argv for a network-less server without secrets", () => {
+    const plan = buildBwrapPlan({ spec, host, secrets: new Map(), egressSocket: null, wrapper: null });
+    expect(plan.argv.join(" ")).toMatchInlineSnapshot(`"/usr/bin/bwrap --unshare-all --unshare-user --disable-userns --die-with-parent --new-session --cap-drop ALL --uid 1000 --gid 1000 --hostname nucleus-files --clearenv --setenv PATH /usr/local/bin:/usr/bin:/bin --setenv HOME /home/nucleus --setenv LANG C.UTF-8 --setenv TMPDIR /tmp --setenv USER nucleus --setenv LOG_LEVEL info --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --proc /proc --dev /dev --size 67108864 --tmpfs /tmp --size 67108864 --tmpfs /home/nucleus --ro-bind-data 3 /etc/passwd --ro-bind-data 4 /etc/group --ro-bind-data 5 /etc/hosts --ro-bind /etc/ld.so.cache /etc/ld.so.cache --ro-bind /etc/ssl/certs /etc/ssl/certs --ro-bind /opt/mcp/fs /opt/mcp/fs --ro-bind /opt/mcp/node_modules /opt/mcp/node_modules --ro-bind /data/docs /data/docs --bind /data/docs/out /data/docs/out --remount-ro / --seccomp 6 --chdir /home/nucleus -- /usr/bin/node /opt/mcp/fs/dist/index.js /data/docs"`);
+    expect(plan.fdData).toHaveLength(4);
+    expect(plan.fdData[0]!.toString()).toContain("nucleus:x:1000:1000:");
+    expect(decode(plan.fdData[3]!).length).toBeGreaterThan(50);
+  });
+
+  it("delivers secrets through fds and a launcher, never on argv", () => {
+    const plan = buildBwrapPlan({ spec, host, secrets, egressSocket: null, wrapper: null });
+    const tail = plan.argv.slice(plan.argv.indexOf("--remount-ro") - 18);
+    expect(tail).toMatchInlineSnapshot(`
+      [
+        "--size",
+        "1048576",
+        "--tmpfs",
+        "/run/nucleus",
+        "--perms",
+        "0400",
+        "--file",
+        "6",
+        "/run/nucleus/env.sh",
+        "--size",
+        "1048576",
+        "--tmpfs",
+        "/run/secrets",
+        "--perms",
+        "0400",
+        "--file",
+        "7",
+        "/run/secrets/db.pem",
+        "--remount-ro",
+        "/",
+        "--seccomp",
+        "8",
+        "--chdir",
+        "/home/nucleus",
+        "--",
+        "/usr/bin/dash",
+        "-c",
+        "set -a; . "$1" || exit 126; set +a; rm -f -- "$1"; shift; exec "$@"",
+        "nucleus-launch",
+        "/run/nucleus/env.sh",
+        "/usr/bin/node",
+        "/opt/mcp/fs/dist/index.js",
+        "/data/docs",
+      ]
+    `);
+    expect(plan.argv.join("\0")).not.toContain(SECRET);
+    expect(plan.argv.join("\0")).not.toContain("FILE-SECRET");
+    expect(plan.fdData[3]!.toString()).toBe(`GITHUB_TOKEN='${SECRET}'\n`);
+    expect(plan.fdData[4]!.toString()).toBe("FILE-SECRET");
+  });
+
+  it("binds the egress socket and runs a wrapper in front of the server when asked", () => {
+    const plan = buildBwrapPlan({ spec, host, secrets: new Map(), egressSocket: "/run/user/0/nucleus/e.sock", wrapper: ["/usr/bin/node", "/opt/nucleus/agent.js", "--"] });
+    const a = plan.argv.join(" ");
+    expect(a).toContain("--bind /run/user/0/nucleus/e.sock /run/nucleus/egress.sock");
+    expect(a).toMatch(/-- \/usr\/bin\/node \/opt\/nucleus\/agent\.js -- \/usr\/bin\/node \/opt\/mcp\/fs\/dist\/index\.js/);
+  });
+
+  it("binds an interpreter that lives outside the runtime at its real path", () => {
+    const a2 = ["/opt/node/bin/node", "/srv/x.js"];
+    const s2 = makeSpec({ name: "x", argv: a2 });
+    const plan = buildBwrapPlan({ spec: s2, host: { ...host, interpreter: "/opt/node/bin/node" }, secrets: new Map(), egressSocket: null, wrapper: null });
+    expect(plan.argv.join(" ")).toContain("--ro-bind /opt/node/bin/node /opt/node/bin/node");
+  });
+
+  it("never binds the host's /home, /root, /run, /sys or resolv.conf", () => {
+    const plan = buildBwrapPlan({ spec, host, secrets, egressSocket: null, wrapper: null });
+    const binds: string[] = [];
+    plan.argv.forEach((x, i) => {
+      if (["--bind", "--ro-bind", "--dev-bind"].includes(x)) binds.push(plan.argv[i + 1]!);
+    });
+    for (const b of binds) expect(b).not.toMatch(/^\/(home|root|run|sys|proc|dev)(\/|$)|resolv\.conf|^\/$|^\/etc$/);
+  });
+
+  it("refuses secret targets that could escape their directory or the shell", () => {
+    expect(() => buildBwrapPlan({ spec, host, secrets: new Map([["../x", { value: "v", as: "file" }]]), egressSocket: null, wrapper: null })).toThrow(/cannot be delivered/);
+    expect(() => buildBwrapPlan({ spec, host, secrets: new Map([["A;B", { value: "v", as: "env" }]]), egressSocket: null, wrapper: null })).toThrow(/cannot be delivered/);
+  });
+
+  it("quotes env secret values for the launcher whatever they contain", () => {
+    expect(renderEnvFile([["X", "a'b $(id) `x`\n"]])).toBe("X='a'\\''b $(id) `x`\n'\n");
+    expect(LAUNCHER_SCRIPT).not.toMatch(/\$\{?[A-Z]/);
+    expect(sandboxHostname("My Server")).toBe("nucleus-my-server");
+  });
+});
