@@ -2,6 +2,7 @@
 // enforced (exit 3), start the gateway on stdio, and shut everything down on
 // stdin EOF, SIGINT or SIGTERM without leaving a process behind.
 
+import { policyRefused } from "../audit/events.js";
 import { loadConfig } from "../config/load.js";
 import { discoverConfig } from "../config/discover.js";
 import type { ServerSpec } from "../config/spec.js";
@@ -40,7 +41,7 @@ export async function runGatewaySession(ctx: CliContext, opts: SessionOptions): 
   try {
     const pf = await preflight(servers, config.gateway.backend, services.deps);
     if (pf.refusals.length > 0) {
-      for (const r of pf.refusals) services.audit?.({ type: "policy.refused", server: r.server, what: "start", rule: r.gaps.map((g) => g.rule).join(", ") });
+      for (const r of pf.refusals) services.audit?.(policyRefused({ server: r.server, what: "start", rule: r.gaps.map((g) => g.rule).join(", ") }));
       throw refusalError(pf.refusals);
     }
     for (const s of servers) log.info(`server "${s.name}": backend ${pf.selections.get(s.name)!.backend.name} (${pf.selections.get(s.name)!.reason})`);

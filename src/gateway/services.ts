@@ -7,7 +7,10 @@ import type { AuditEvent } from "../audit/events.js";
 import type { NucleusConfig, ServerSpec } from "../config/spec.js";
 import type { Logger } from "../log.js";
 import { resolvePackageSpec } from "../packages/npm.js";
-import { selectBackend, defaultBackends } from "../sandbox/select.js";
+import type { Backend } from "../sandbox/backend.js";
+import { BubblewrapBackend } from "../sandbox/bubblewrap/backend.js";
+import { selectBackend } from "../sandbox/select.js";
+import { UnsandboxedBackend } from "../sandbox/unsandboxed.js";
 import { SecretRedactor } from "../secrets/redactor.js";
 import { resolveServerSecrets } from "../secrets/resolve.js";
 import type { RuntimeDeps } from "./runtime.js";
@@ -19,6 +22,11 @@ export interface Services {
   /** Redaction of everything a server sends towards the client (unless redact_results = false). */
   readonly outgoing: <T>(server: string, value: T) => T;
   close(): Promise<void>;
+}
+
+/** Every backend built into this gateway; selection picks among them per server. */
+export function defaultBackends(): Backend[] {
+  return [new BubblewrapBackend(), new UnsandboxedBackend()];
 }
 
 export async function createServices(

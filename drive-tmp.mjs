@@ -1,0 +1,12 @@
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+const t = new StdioClientTransport({ command: "node", args: ["bin/nucleus", "-c", "examples/nucleus.toml", "serve"], stderr: "inherit" });
+const c = new Client({ name: "drive", version: "1" });
+const t0 = Date.now();
+await c.connect(t);
+const tools = (await c.listTools()).tools.map((x) => x.name);
+console.log(Date.now() - t0, "ms", tools.length, "tools", tools.filter(n=>!n.startsWith("everything")));
+console.log(JSON.stringify((await c.callTool({ name: "everything__echo", arguments: { message: "hi" } })).content));
+console.log(JSON.stringify((await c.callTool({ name: "filesystem__list_allowed_directories", arguments: {} })).content));
+console.log(JSON.stringify((await c.callTool({ name: "everything__get-env", arguments: {} })).content).slice(0, 600));
+await c.close();
