@@ -67,13 +67,13 @@ export function decide(
 
   const name = target.name;
   const nameRules = portRules.filter((r) => nameMatches(r, name));
-  const ipRules = portRules.filter((r) => r.kind === "ip" || r.kind === "cidr");
-  if (nameRules.length === 0 && ipRules.length === 0) {
+  if (nameRules.length === 0) {
     const otherPort = rules.some((r) => nameMatches(r, name));
     const why = otherPort ? `no rule allows port ${req.port} for it` : "no rule allows it";
     return refuse(`${name} port ${req.port} is refused: ${why}`, name);
   }
-  if (resolved.length === 0) return refuse(`${name} did not resolve to any address`, name, nameRules[0]?.raw ?? null);
+  const matched = nameRules[0]!.raw;
+  if (resolved.length === 0) return refuse(`${name} did not resolve to any address`, name, matched);
 
   const admitted: string[] = [];
   let firstRule: string | null = null;
@@ -88,9 +88,7 @@ export function decide(
     // SECURITY: a name rule admits public addresses; an exact name may also land on a
     // private one (db.internal). Loopback, link-local, metadata, multicast, unspecified,
     // reserved and the host's own addresses are never reachable through a name.
-    const byName = nameRules.find((r) => cls === "public" || (cls === "private" && r.kind === "name"));
-    const byIp = byName ? undefined : ipRules.find((r) => ipRuleAdmits(r, addr, opts));
-    const rule = byName ?? byIp;
+    const rule = nameRules.find((r) => cls === "public" || (cls === "private" && r.kind === "name"));
     if (rule) {
       admitted.push(formatIp(addr));
       firstRule ??= rule.raw;
@@ -99,13 +97,21 @@ export function decide(
     }
   }
   if (admitted.length === 0) {
-    const matched = nameRules[0]?.raw ?? null;
-    const why = matched
-      ? `it resolves only to addresses that "${matched}" may not reach: ${refusedWhy.join(", ")}`
-      : `no rule allows it (resolves to ${refusedWhy.join(", ")})`;
+    const why = `it resolves only to addresses that "${matched}" may not reach: ${refusedWhy.join(", ")}`;
     return refuse(`${name} port ${req.port} is refused: ${why}`, name, matched);
   }
   return { allowed: true, rule: firstRule, address: admitted[0]!, addresses: admitted, reason: `allowed by "${firstRule}"`, host: name };
+}
+
+/**
+ * The normalised name the proxy may resolve for this request, or null.
+ * SECURITY: a name no rule matches is never looked up, so a server cannot leak
+ * data through DNS queries for names of its choosing (secret.attacker.example).
+ */
+export function nameToResolve(rules: readonly HostRule[], req: EgressRequest): string | null {
+  const target = normalizeHost(req.host);
+  if (!target || target.kind !== "name") return null;
+  return rules.some((r) => r.ports.includes(req.port) && nameMatches(r, target.name)) ? target.name : null;
 }
 
 function nameMatches(rule: HostRule, name: string): boolean {

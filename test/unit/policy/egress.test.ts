@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { classify, normalizeHost, parseIp } from "../../../src/policy/addresses.js";
-import { decide, describeEgress, suggestRule } from "../../../src/policy/egress.js";
+import { decide, describeEgress, nameToResolve, suggestRule } from "../../../src/policy/egress.js";
 import { rules } from "./egress-rule-helper.js";
 
 describe("normalizeHost", () => {
@@ -122,8 +122,8 @@ describe("decide", () => {
     ["2001:db8:0::5", 22, [], true, "[2001:db8::5]:22"],
     ["192.168.7.9", 7000, [], true, "192.168.7.9:7000"],
     ["140.82.112.5", 443, [], false, null],
-    // a name whose addresses fall inside an explicit CIDR rule
-    ["svc.corp", 8080, ["10.9.1.1"], true, "10.9.0.0/16:8080"],
+    // IP/CIDR rules never admit names (names matching no name rule are not even resolved)
+    ["svc.corp", 8080, ["10.9.1.1"], false, null],
     ["svc.corp", 9999, ["10.9.1.1"], false, null],
     // invalid input
     ["", 443, [], false, null],
@@ -143,6 +143,14 @@ describe("decide", () => {
     expect(d.allowed).toBe(true);
     expect(d.addresses).toEqual(["140.82.112.5", "140.82.112.6"]);
     expect(d.address).toBe("140.82.112.5");
+  });
+
+  it("resolves only names that some rule matches on that port", () => {
+    expect(nameToResolve(R, { host: "A.Example.com.", port: 443 })).toBe("a.example.com");
+    expect(nameToResolve(R, { host: "db.internal", port: 5432 })).toBe("db.internal");
+    expect(nameToResolve(R, { host: "db.internal", port: 443 })).toBeNull();
+    expect(nameToResolve(R, { host: "secret-data.attacker.example", port: 443 })).toBeNull();
+    expect(nameToResolve(R, { host: "10.1.2.3", port: 6379 })).toBeNull();
   });
 
   it("denies everything with no rules", () => {
