@@ -22,17 +22,14 @@ export const systemResolver: EgressResolver = async (name) => {
 export function dnsServerResolver(servers: readonly string[], timeoutMs = 5000): EgressResolver {
   const r = new dns.Resolver({ timeout: timeoutMs, tries: 2 });
   r.setServers([...servers]);
-  const ask = async (fn: () => Promise<string[]>) => {
-    try {
-      return await fn();
-    } catch (err) {
-      if (isNoAnswer(err)) return [];
-      throw err;
-    }
-  };
   return async (name) => {
-    const [v4, v6] = await Promise.all([ask(() => r.resolve4(name)), ask(() => r.resolve6(name))]);
-    return [...v4, ...v6];
+    const answers = await Promise.allSettled([r.resolve4(name), r.resolve6(name)]);
+    const got = answers.flatMap((a) => (a.status === "fulfilled" ? a.value : []));
+    if (answers.some((a) => a.status === "fulfilled")) return got;
+    // Both families failed: "no such name" is an empty answer, anything else an error.
+    const errors = answers.map((a) => (a as PromiseRejectedResult).reason as unknown);
+    if (errors.every(isNoAnswer)) return [];
+    throw errors.find((e) => !isNoAnswer(e));
   };
 }
 
