@@ -61,7 +61,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     const hint = add
       ? `to allow it, add "${add}" to servers.${opts.server}.allowed_hosts`
       : "no name rule can allow this address; an explicit IP rule would, only if you really mean it";
-    log.warn(`egress refused: ${d.reason}; ${hint}`, { protocol: req.protocol });
+    log.warn(`egress: ${d.reason}; ${hint}`, { protocol: req.protocol });
   };
 
   const handle = async (client: Socket) => {

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { startEgressProxy } from "../../../src/egress/proxy.js";
 import type { EgressEvent, EgressProxy } from "../../../src/egress/types.js";
+import { Logger } from "../../../src/log.js";
 import { rules } from "../policy/egress-rule-helper.js";
 
 const TEST_RANGE = ["127.0.0.16/28"];
@@ -42,8 +43,9 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function start(ruleTexts: string[], limits = {}) {
+async function start(ruleTexts: string[], limits = {}, log?: Logger) {
   proxy = await startEgressProxy({
+    log,
     server: "t",
     rules: rules(...ruleTexts),
     socketPath: join(dir, "egress.sock"),
@@ -125,6 +127,44 @@ describe("egress proxy", () => {
     expect(reasons.some((r) => /exceeds 1024 bytes/.test(r))).toBe(true);
     expect(reasons.some((r) => /did not arrive within 300 ms/.test(r))).toBe(true);
     expect(reasons.some((r) => /limit of 3 concurrent/.test(r))).toBe(true);
+  });
+});
+
+describe("egress proxy, logging and timeouts", () => {
+  it("warns once per refused destination, with the rule to add", async () => {
+    const lines: string[] = [];
+    await start([`web.test:${httpPort}`], {}, new Logger({ level: "warn", sink: { write: (l) => lines.push(l) } }));
+    for (let i = 0; i < 3; i++) await exchange(`CONNECT web.test:${httpPort + 1} HTTP/1.1\r\n\r\n`);
+    await exchange(`CONNECT evil.test:${httpPort} HTTP/1.1\r\n\r\n`);
+    expect(events.filter((e) => !e.allowed)).toHaveLength(4);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toContain(`to allow it, add "web.test:${httpPort + 1}" to servers.t.allowed_hosts`);
+    expect(lines[0]).toContain(`egress: web.test port ${httpPort + 1} is refused: no rule allows port ${httpPort + 1} for it`);
+    // Names no rule matches are never resolved (no DNS exfiltration), so the hint cannot know better.
+    expect(lines[1]).toContain(`evil.test port ${httpPort} is refused: no rule allows it; to allow it, add "evil.test:${httpPort}"`);
+  });
+
+  it("closes an idle tunnel and audits its bytes", async () => {
+    await start([`echo.test:${echoPort}`], { idleTimeoutMs: 300 });
+    const out = await exchange(`CONNECT echo.test:${echoPort} HTTP/1.1\r\n\r\nabc`);
+    expect(out).toBe("HTTP/1.1 200 Connection Established\r\n\r\nabc");
+    await vi_waitFor(() => events.length === 1);
+    expect(events[0]).toMatchObject({ allowed: true, bytesUp: 3, bytesDown: 3, address: "127.0.0.18" });
+    expect(events[0]!.reason).toContain("idle for 300 ms");
+  });
+
+  it.each([
+    ["GET /relative HTTP/1.1\r\n\r\n", 400, "absolute http:// URI"],
+    ["GET https://web.test/ HTTP/1.1\r\n\r\n", 400, "must use CONNECT"],
+    ["CONNECT web.test HTTP/1.1\r\n\r\n", 400, "host:port"],
+    ["GET http://web.test/ HTTP/1.1\r\n folded\r\n\r\n", 400, "malformed header"],
+    ["GET http://web.test/ HTTP/2.0\r\n\r\n", 400, "malformed request line"],
+  ])("answers %j with %i", async (head, status, text) => {
+    await start([`web.test:80`]);
+    const out = await exchange(head);
+    expect(out.slice(0, 12)).toBe(`HTTP/1.1 ${status}`);
+    expect(out).toContain(text);
+    expect(events.at(-1)).toMatchObject({ allowed: false, protocol: "http" });
   });
 });
 
