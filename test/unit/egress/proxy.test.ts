@@ -44,13 +44,14 @@ afterEach(async () => {
 });
 
 async function start(ruleTexts: string[], limits = {}, log?: Logger) {
+  const sink = events; // this test's array: a previous proxy's late events must not land here
   proxy = await startEgressProxy({
     log,
     server: "t",
     rules: rules(...ruleTexts),
     socketPath: join(dir, "egress.sock"),
     resolver: async (n) => names[n] ?? [],
-    audit: (e) => events.push(e),
+    audit: (e) => sink.push(e),
     insecureTestPrivateRanges: TEST_RANGE,
     limits,
   });
