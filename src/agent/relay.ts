@@ -3,7 +3,7 @@
 // The agent is a convenience, not a boundary: the proxy decides everything.
 // No imports beyond Node: runs inside the sandbox.
 
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { connect, createServer, type NetConnectOpts, type Server, type Socket } from "node:net";
 
 export interface RelayOptions {
   readonly host: string;
@@ -14,7 +14,7 @@ export interface RelayOptions {
 }
 
 export function startRelay(opts: RelayOptions): Promise<Server> {
-  const server = createServer({ allowHalfOpen: true }, (client) => relay(client, opts));
+  const server = createServer({ allowHalfOpen: true, highWaterMark: 256 * 1024 }, (client) => relay(client, opts));
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen({ host: opts.host, port: opts.port, exclusive: true }, () => {
@@ -26,7 +26,8 @@ export function startRelay(opts: RelayOptions): Promise<Server> {
 }
 
 function relay(client: Socket, opts: RelayOptions): void {
-  const upstream = connect({ path: opts.socketPath, allowHalfOpen: true });
+  const o: NetConnectOpts & { highWaterMark: number } = { path: opts.socketPath, allowHalfOpen: true, highWaterMark: 256 * 1024 };
+  const upstream = connect(o);
   const kill = () => {
     client.destroy();
     upstream.destroy();

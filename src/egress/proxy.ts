@@ -135,7 +135,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     );
   };
 
-  const server: Server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (client) => {
+  const server: Server = createServer({ allowHalfOpen: true, pauseOnConnect: false, highWaterMark: 256 * 1024 }, (client) => {
     counters.total++;
     // SECURITY: a cap per server, so a hostile server cannot exhaust the gateway's sockets.
     if (counters.active >= limits.maxConnections) {
