@@ -74,8 +74,10 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       client.destroy();
     }, limits.headerTimeoutMs);
     let req: Request = { protocol: "unknown", host: "", port: 0, upstreamHead: null };
-    const refuse = (reason: string, rule: string | null = null) =>
-      audit({ protocol: req.protocol, host: req.host, port: req.port, address: null, allowed: false, rule, reason, bytesUp: 0, bytesDown: 0, durationMs: Date.now() - started });
+    let resolved: string[] = [];
+    const record = (e: Pick<EgressEvent, "allowed" | "rule" | "reason"> & Partial<EgressEvent>) =>
+      audit({ protocol: req.protocol, host: req.host, port: req.port, address: null, resolved, bytesUp: 0, bytesDown: 0, durationMs: Date.now() - started, ...e });
+    const refuse = (reason: string, rule: string | null = null) => record({ allowed: false, rule, reason });
     try {
       req = await readRequest(reader, client, limits.maxHeaderBytes, (p) => (req.protocol = p));
     } catch (err) {
@@ -95,7 +97,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     let decision: EgressDecision;
     try {
       const name = nameToResolve(rules, req);
-      const resolved = name ? await withTimeout(resolver(name), limits.connectTimeoutMs, `resolving ${name}`) : [];
+      resolved = name ? await withTimeout(resolver(name), limits.connectTimeoutMs, `resolving ${name}`) : [];
       decision = decide(rules, req, resolved, classifyOpts);
     } catch (err) {
       answer(client, req, "failed", `nucleus: ${String((err as Error).message)}`);
@@ -104,7 +106,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     }
     if (!decision.allowed) {
       answer(client, req, "refused", `nucleus: egress refused: ${decision.reason}`);
-      audit({ protocol: req.protocol, host: decision.host ?? req.host, port: req.port, address: null, allowed: false, rule: decision.rule, reason: decision.reason, bytesUp: 0, bytesDown: 0, durationMs: Date.now() - started });
+      record({ host: decision.host ?? req.host, allowed: false, rule: decision.rule, reason: decision.reason });
       warnRefusal(decision, req);
       return;
     }
@@ -116,12 +118,12 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       answer(client, req, e.code === "ETIMEDOUT" ? "timeout" : "failed", `nucleus: could not connect to ${host} port ${req.port}: ${e.code ?? e.message}`);
-      audit({ protocol: req.protocol, host, port: req.port, address: null, allowed: true, rule: decision.rule, reason: `${decision.reason}, but connecting failed: ${e.code ?? e.message}`, bytesUp: 0, bytesDown: 0, durationMs: Date.now() - started });
+      record({ host, allowed: true, rule: decision.rule, reason: `${decision.reason}, but connecting failed: ${e.code ?? e.message}` });
       return;
     }
     if (client.destroyed) {
       upstream.destroy();
-      audit({ protocol: req.protocol, host, port: req.port, address, allowed: true, rule: decision.rule, reason: `${decision.reason}; the client left before the connection was made`, bytesUp: 0, bytesDown: 0, durationMs: Date.now() - started });
+      record({ host, address, allowed: true, rule: decision.rule, reason: `${decision.reason}; the client left before the connection was made` });
       return;
     }
     open.add(upstream);
@@ -131,7 +133,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     else if (req.protocol === "http") upstream.write(req.upstreamHead!);
     const leftover = reader.detach();
     joinSockets(client, upstream, leftover, limits.idleTimeoutMs, (r) =>
-      audit({ protocol: req.protocol, host, port: req.port, address, allowed: true, rule: decision.rule, reason: `${decision.reason}; ${r.reason}`, bytesUp: r.bytesUp, bytesDown: r.bytesDown, durationMs: Date.now() - started }),
+      record({ host, address, allowed: true, rule: decision.rule, reason: `${decision.reason}; ${r.reason}`, bytesUp: r.bytesUp, bytesDown: r.bytesDown }),
     );
   };
 
@@ -142,7 +144,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       counters.overCapacity++;
       client.on("error", () => {});
       client.destroy();
-      audit({ protocol: "unknown", host: "", port: 0, address: null, allowed: false, rule: null, reason: `over the limit of ${limits.maxConnections} concurrent connections`, bytesUp: 0, bytesDown: 0, durationMs: 0 });
+      audit({ protocol: "unknown", host: "", port: 0, address: null, resolved: [], allowed: false, rule: null, reason: `over the limit of ${limits.maxConnections} concurrent connections`, bytesUp: 0, bytesDown: 0, durationMs: 0 });
       return;
     }
     counters.active++;

@@ -17,6 +17,8 @@ export interface EgressEvent {
   readonly port: number;
   /** The address dialled, or null when none was. */
   readonly address: string | null;
+  /** What the proxy's resolver returned for a name (empty for IP literals and names no rule matches). */
+  readonly resolved: readonly string[];
   readonly allowed: boolean;
   /** The rule that admitted it (or matched the name but not the address). */
   readonly rule: string | null;

@@ -167,7 +167,8 @@ describe.skipIf(missing.length > 0)(`egress through a real sandbox (needs ${miss
     for (const h of [`forbidden.test:${web}`, `web.test:${secure}`, `rebind.test:${canary}`, `metadata.test:${web}`, `::1:${canary}`, `127.0.0.1:${canary}`, `wild.test:${web}`, `a.wild.test:${web}`]) {
       expect(hosts, h).toContain(h);
     }
-    expect(refused.find((e) => e.host === "rebind.test")).toMatchObject({ rule: `rebind.test:${canary}`, address: null, protocol: "connect" });
+    expect(refused.find((e) => e.host === "rebind.test")).toMatchObject({ rule: `rebind.test:${canary}`, address: null, resolved: ["127.0.0.1"], protocol: "connect" });
+    expect(refused.find((e) => e.host === "metadata.test")).toMatchObject({ address: null, resolved: ["169.254.169.254"] });
     expect(refused.find((e) => e.host === "forbidden.test" && e.protocol === "pin")).toBeDefined();
     expect(refused.find((e) => e.host === "forbidden.test" && e.protocol === "socks5")).toBeDefined();
     expect(refused.some((e) => /did not arrive within 2000 ms/.test(e.reason))).toBe(true);
