@@ -87,8 +87,9 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
         : err instanceof Error ? err.message : String(err);
       if (!timedOut && req.protocol === "http" && !client.destroyed) {
         const tooLarge = err instanceof HandshakeError && err.kind === "too-large";
-        client.end(tooLarge ? httpError(431, "Request Header Fields Too Large", `nucleus: ${reason}`) : httpError(400, "Bad Request", `nucleus: ${reason}`));
-      } else client.destroy();
+        endThenDestroy(client, tooLarge ? httpError(431, "Request Header Fields Too Large", `nucleus: ${reason}`) : httpError(400, "Bad Request", `nucleus: ${reason}`));
+      } else if (client.writableEnded) setTimeout(() => client.destroy(), 1000).unref(); // a SOCKS error reply is on its way
+      else client.destroy();
       refuse(reason);
       return;
     }
@@ -225,10 +226,15 @@ function answer(client: Socket, req: Request, why: "refused" | "failed" | "timeo
   if (client.destroyed) return;
   if (req.protocol === "socks5") {
     const code = why === "refused" ? SocksReply.notAllowed : why === "timeout" ? SocksReply.ttlExpired : SocksReply.hostUnreachable;
-    client.end(socksReply(code));
+    endThenDestroy(client, socksReply(code));
   } else if (req.protocol === "connect" || req.protocol === "http") {
-    client.end(why === "refused" ? httpError(403, "Forbidden", body) : httpError(why === "timeout" ? 504 : 502, why === "timeout" ? "Gateway Timeout" : "Bad Gateway", body));
+    endThenDestroy(client, why === "refused" ? httpError(403, "Forbidden", body) : httpError(why === "timeout" ? 504 : 502, why === "timeout" ? "Gateway Timeout" : "Bad Gateway", body));
   } else client.destroy();
+}
+
+/** Answer and close; a client that keeps its side open is cut off after a second (it holds a slot). */
+function endThenDestroy(client: Socket, data: Buffer): void {
+  client.end(data, () => setTimeout(() => client.destroy(), 1000).unref());
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

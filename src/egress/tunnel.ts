@@ -72,7 +72,9 @@ export function joinSockets(client: Socket, upstream: Socket, leftover: Buffer, 
     s.once("close", () => {
       const other = s === client ? upstream : client;
       if (other.destroyed) finish();
-      else other.end(); // flush what is left, then FIN; its own close finishes.
+      // Flush what is left, then FIN. A peer that never closes its side does not keep
+      // the tunnel (and a connection slot): it goes a second after the flush.
+      else other.end(() => setTimeout(finish, 1000).unref());
     });
   }
   client.on("data", (d: Buffer) => (bytesUp += d.length));

@@ -145,6 +145,17 @@ describe("egress proxy, logging and timeouts", () => {
     expect(lines[1]).toContain(`evil.test port ${httpPort} is refused: no rule allows it; to allow it, add "evil.test:${httpPort}"`);
   });
 
+  it("frees the slot of a refused client that keeps its side open", async () => {
+    await start([`web.test:${httpPort}`], { maxConnections: 1 });
+    const s = connect({ path: join(dir, "egress.sock"), allowHalfOpen: true });
+    s.on("error", () => {});
+    s.write(`CONNECT evil.test:${httpPort} HTTP/1.1\r\n\r\n`);
+    await new Promise((r) => s.once("close", r));
+    await vi_waitFor(() => proxy!.stats().active === 0);
+    const ok = await exchange(`GET http://web.test:${httpPort}/ HTTP/1.1\r\n\r\n`);
+    expect(ok).toMatch(/^HTTP\/1\.1 200/);
+  });
+
   it("closes an idle tunnel and audits its bytes", async () => {
     await start([`echo.test:${echoPort}`], { idleTimeoutMs: 300 });
     const out = await exchange(`CONNECT echo.test:${echoPort} HTTP/1.1\r\n\r\nabc`);
