@@ -150,10 +150,12 @@ describe("egress proxy, logging and timeouts", () => {
     const s = connect({ path: join(dir, "egress.sock"), allowHalfOpen: true });
     s.on("error", () => {});
     s.write(`CONNECT evil.test:${httpPort} HTTP/1.1\r\n\r\n`);
-    await new Promise((r) => s.once("close", r));
+    await new Promise((r) => s.once("end", r));
     await vi_waitFor(() => proxy!.stats().active === 0);
     const ok = await exchange(`GET http://web.test:${httpPort}/ HTTP/1.1\r\n\r\n`);
     expect(ok).toMatch(/^HTTP\/1\.1 200/);
+    expect(s.destroyed).toBe(false); // the client still holds its side; the proxy let go anyway
+    s.destroy();
   });
 
   it("closes an idle tunnel and audits its bytes", async () => {
