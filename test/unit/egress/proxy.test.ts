@@ -150,6 +150,7 @@ describe("egress proxy, logging and timeouts", () => {
     const s = connect({ path: join(dir, "egress.sock"), allowHalfOpen: true });
     s.on("error", () => {});
     s.write(`CONNECT evil.test:${httpPort} HTTP/1.1\r\n\r\n`);
+    s.resume();
     await new Promise((r) => s.once("end", r));
     await vi_waitFor(() => proxy!.stats().active === 0);
     const ok = await exchange(`GET http://web.test:${httpPort}/ HTTP/1.1\r\n\r\n`);
