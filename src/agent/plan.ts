@@ -13,11 +13,24 @@ export interface AgentPlanSpec {
     | { readonly mode: "allowlist"; readonly hosts: readonly { readonly kind: string; readonly host: string; readonly ports: readonly number[] }[] };
 }
 
+/**
+ * Where a sandbox sees the agent's pieces (the backend binds them there):
+ * dist/agent read-only at agentDir, the project's package.json (ESM marker) at
+ * packageJson, this server's proxy socket at socket, the plan's hostsFile at hosts.
+ */
+export const SANDBOX_AGENT_PATHS = {
+  agentDir: "/run/nucleus/agent",
+  agentEntry: "/run/nucleus/agent/main.js",
+  packageJson: "/run/nucleus/package.json",
+  socket: "/run/nucleus/egress.sock",
+  hosts: "/etc/hosts",
+} as const;
+
 export interface AgentPlanOptions {
-  /** Absolute path of dist/agent/main.js as seen inside the sandbox. */
-  readonly agentEntry: string;
-  /** The proxy's unix socket as bound inside the sandbox. */
-  readonly socketPathInSandbox: string;
+  /** Absolute path of dist/agent/main.js as seen inside the sandbox; default SANDBOX_AGENT_PATHS.agentEntry. */
+  readonly agentEntry?: string;
+  /** The proxy's unix socket as bound inside the sandbox; default SANDBOX_AGENT_PATHS.socket. */
+  readonly socketPathInSandbox?: string;
   /** Node inside the sandbox; default: this process's node (bound read-only by the backend). */
   readonly nodePath?: string;
   /** Loopback port for HTTP/SOCKS proxy clients; default 3128. */
@@ -36,7 +49,7 @@ export interface AgentPlan {
 
 export const DEFAULT_AGENT_PROXY_PORT = 3128;
 
-export function buildAgentPlan(spec: AgentPlanSpec, opts: AgentPlanOptions): AgentPlan {
+export function buildAgentPlan(spec: AgentPlanSpec, opts: AgentPlanOptions = {}): AgentPlan {
   if (spec.network.mode !== "allowlist") {
     throw new Error(`server "${spec.name}" has network = "none": it gets no egress agent, socket or proxy`);
   }
@@ -58,14 +71,14 @@ export function buildAgentPlan(spec: AgentPlanSpec, opts: AgentPlanOptions): Age
   }
   const config: AgentConfig = {
     version: 1,
-    socket: opts.socketPathInSandbox,
+    socket: opts.socketPathInSandbox ?? SANDBOX_AGENT_PATHS.socket,
     proxy: { host: "127.0.0.1", port: opts.proxyPort ?? DEFAULT_AGENT_PROXY_PORT },
     pins,
   };
   const hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"];
   for (const [name, address] of addressOf) hosts.push(`${address}\t${name}`);
   return {
-    argvPrefix: [opts.nodePath ?? process.execPath, opts.agentEntry, "--"],
+    argvPrefix: [opts.nodePath ?? process.execPath, opts.agentEntry ?? SANDBOX_AGENT_PATHS.agentEntry, "--"],
     env: { [AGENT_CONFIG_ENV]: JSON.stringify(config) },
     hostsFile: `${hosts.join("\n")}\n`,
     pins,

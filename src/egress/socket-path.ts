@@ -6,8 +6,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+import { SANDBOX_AGENT_PATHS } from "../agent/plan.js";
+
 /** The path every sandbox sees its own server's proxy socket at. */
-export const SANDBOX_EGRESS_SOCKET = "/run/nucleus/egress.sock";
+export const SANDBOX_EGRESS_SOCKET = SANDBOX_AGENT_PATHS.socket;
 
 /** unix(7): sun_path holds 108 bytes including the NUL; keep a margin. */
 const MAX_SOCKET_PATH = 100;
