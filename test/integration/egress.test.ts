@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildAgentPlan } from "../../src/agent/plan.js";
+import { buildAgentPlan, SANDBOX_AGENT_PATHS } from "../../src/agent/plan.js";
 import { dnsServerResolver } from "../../src/egress/resolver.js";
 import { startEgressProxy } from "../../src/egress/proxy.js";
 import type { EgressEvent, EgressProxy } from "../../src/egress/types.js";
@@ -84,15 +84,18 @@ describe.skipIf(missing.length > 0)(`egress through a real sandbox (needs ${miss
     const agentDir = join(tmp, "agent");
     buildAgentInto(join(root, "src/agent"), agentDir);
     const spec = makeSpec({ name: "hostile", argv: [], network: { mode: "allowlist", hosts: rules } });
-    const plan = buildAgentPlan(spec, { agentEntry: "/run/nucleus-agent/main.js", socketPathInSandbox: "/run/nucleus/egress.sock" });
+    // The binds below are what the bubblewrap backend does (see docs/egress.md).
+    const plan = buildAgentPlan(spec);
+    const S = SANDBOX_AGENT_PATHS;
     writeFileSync(join(tmp, "hosts"), plan.hostsFile);
     const clientArgs = JSON.stringify({ ports, caFile: "/run/fixture-tls/cert.pem", slowMs: 200, flood: 1000, cap: CAP, dnsServer: dns.server, socketPath: "/run/nucleus/egress.sock" });
     const argv = [
       "--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session",
       "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/run",
-      "--ro-bind", join(tmp, "egress.sock"), "/run/nucleus/egress.sock",
-      "--ro-bind", join(tmp, "hosts"), "/etc/hosts",
-      "--ro-bind", agentDir, "/run/nucleus-agent",
+      "--ro-bind", proxy.socketPath, S.socket,
+      "--ro-bind", join(tmp, "hosts"), S.hosts,
+      "--ro-bind", agentDir, S.agentDir,
+      "--ro-bind", join(root, "package.json"), S.packageJson,
       "--ro-bind", join(root, "test/fixtures/egress"), "/run/fixture",
       "--ro-bind", join(tmp, "cert.pem"), "/run/fixture-tls/cert.pem",
       ...plan.argvPrefix, process.execPath, "/run/fixture/hostile-client.mjs", clientArgs,
