@@ -159,6 +159,35 @@ describe("egress proxy, logging and timeouts", () => {
     s.destroy();
   });
 
+  it("follows no redirect: a 302 goes back to the client as it is", async () => {
+    const redirecting = createHttpServer((_req, res) => res.writeHead(302, { Location: "http://evil.test/" }).end());
+    const port = await new Promise<number>((r) => redirecting.listen(0, "127.0.0.17", () => r((redirecting.address() as AddressInfo).port)));
+    try {
+      await start([`web.test:${port}`]);
+      const out = await exchange(`GET http://web.test:${port}/ HTTP/1.1\r\n\r\n`);
+      expect(out).toMatch(/^HTTP\/1\.1 302/);
+      expect(out).toContain("Location: http://evil.test/");
+      await vi_waitFor(() => events.length === 1);
+      expect(events.map((e) => e.host)).toEqual(["web.test"]);
+    } finally {
+      redirecting.closeAllConnections();
+      await new Promise((r) => redirecting.close(r));
+    }
+  });
+
+  it("dials IPv6 when an explicit rule names the address", async () => {
+    const v6 = createServer((s) => s.end("six"));
+    const port = await new Promise<number>((r) => v6.listen(0, "::1", () => r((v6.address() as AddressInfo).port)));
+    try {
+      await start([`[::1]:${port}`]);
+      expect(await exchange(`CONNECT [::1]:${port} HTTP/1.1\r\n\r\n`)).toBe("HTTP/1.1 200 Connection Established\r\n\r\nsix");
+      expect(await exchange(`CONNECT [0:0:0:0:0:0:0:1]:${port} HTTP/1.1\r\n\r\n`)).toMatch(/200 Connection Established/);
+      expect(await exchange(`CONNECT 127.0.0.1:${port} HTTP/1.1\r\n\r\n`)).toMatch(/^HTTP\/1\.1 403/);
+    } finally {
+      await new Promise((r) => v6.close(r));
+    }
+  });
+
   it("closes an idle tunnel and audits its bytes", async () => {
     await start([`echo.test:${echoPort}`], { idleTimeoutMs: 300 });
     const out = await exchange(`CONNECT echo.test:${echoPort} HTTP/1.1\r\n\r\nabc`);
