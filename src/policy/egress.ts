@@ -156,8 +156,11 @@ function hostText(t: NonNullable<ReturnType<typeof normalizeHost>>): string {
   return t.kind === "ip" ? t.address : t.name;
 }
 
+/** Client-supplied text in a message: short, and no control characters (no log injection). */
 function clip(s: string): string {
-  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
+  // eslint-disable-next-line no-control-regex
+  const clean = s.replace(/[\x00-\x1f\x7f-\x9f]/g, "?");
+  return clean.length > 80 ? `${clean.slice(0, 80)}…` : clean;
 }
 
 /** The allowed_hosts entry a user could add to admit a refused connection (never for special addresses). */

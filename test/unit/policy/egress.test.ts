@@ -153,6 +153,12 @@ describe("decide", () => {
     expect(nameToResolve(R, { host: "10.1.2.3", port: 6379 })).toBeNull();
   });
 
+  it("keeps control characters from a client out of the reason", () => {
+    const d = decide(R, { host: "evil\r\ninjected\u001b[31m", port: 443 }, []);
+    expect(d.allowed).toBe(false);
+    expect(d.reason).not.toMatch(/[\r\n\u001b]/);
+  });
+
   it("denies everything with no rules", () => {
     expect(decide([], { host: "api.github.com", port: 443 }, ["140.82.112.5"]).allowed).toBe(false);
     expect(decide([], { host: "1.1.1.1", port: 443 }, []).allowed).toBe(false);
