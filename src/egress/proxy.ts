@@ -34,10 +34,11 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
   const limits: EgressLimits = { ...DEFAULT_EGRESS_LIMITS, ...opts.limits };
   const log = (opts.log ?? new Logger({ level: "silent" })).child({ server: opts.server, component: "egress" });
   const resolver = opts.resolver ?? systemResolver;
-  const classifyOpts = {
+  // The host's own addresses are read per decision: interfaces come and go (DHCP, VPN).
+  const classifyOpts = () => ({
     ownAddresses: opts.ownAddresses ?? ownInterfaceAddresses(),
     insecureTestPrivateRanges: opts.insecureTestPrivateRanges ?? [],
-  };
+  });
   const rules = Object.freeze([...opts.rules]);
   const counters = { active: 0, total: 0, allowed: 0, refused: 0, overCapacity: 0 };
   const open = new Set<Socket>();
@@ -57,7 +58,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     const key = `${d.host ?? req.host}:${req.port}`;
     if (warned.has(key) || warned.size > 1000) return;
     warned.add(key);
-    const add = suggestRule(d.host, req.port, [], classifyOpts);
+    const add = suggestRule(d.host, req.port, [], classifyOpts());
     const hint = add
       ? `to allow it, add "${add}" to servers.${opts.server}.allowed_hosts`
       : "no name rule can allow this address; an explicit IP rule would, only if you really mean it";
@@ -99,7 +100,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     try {
       const name = nameToResolve(rules, req);
       resolved = name ? await withTimeout(resolver(name), limits.connectTimeoutMs, `resolving ${name}`) : [];
-      decision = decide(rules, req, resolved, classifyOpts);
+      decision = decide(rules, req, resolved, classifyOpts());
     } catch (err) {
       answer(client, req, "failed", `nucleus: ${String((err as Error).message)}`);
       refuse(`resolving failed: ${(err as Error).message}`);
