@@ -163,9 +163,11 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
 
   await removeStaleSocket(opts.socketPath);
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      reject(new Error(`the egress proxy of server "${opts.server}" could not listen on ${opts.socketPath}: ${err.code ?? err.message}. Hint: the directory must exist, be writable, and the path be shorter than 108 bytes.`, { cause: err })),
+    );
     server.listen({ path: opts.socketPath }, () => {
-      server.off("error", reject);
+      server.removeAllListeners("error");
       resolve();
     });
   });
