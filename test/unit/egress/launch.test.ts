@@ -30,7 +30,7 @@ describe("startServerEgress", () => {
   it("says which server and path when it cannot listen", async () => {
     const spec = makeSpec({ name: "gh", argv: ["/bin/true"], network: { mode: "allowlist", hosts: rules("api.github.com") } });
     await expect(startServerEgress(spec, { socketDir: "/nonexistent-nucleus-dir", index: 0, audit: () => {}, log })).rejects.toThrow(
-      /egress proxy of server "gh" could not listen on \/nonexistent-nucleus-dir\/0-gh\.sock: ENOENT\. Hint:/,
+      /egress proxy of server "gh" could not listen on \/nonexistent-nucleus-dir\/0-gh\.sock: E[A-Z]+\. Hint:/,
     );
   });
 });
