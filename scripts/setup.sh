@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # Debian packages the backends and tests use. bubblewrap: the default sandbox.
 # qemu-system-x86 + linux-image-amd64 + busybox-static: the QEMU microVM backend.
 # dnsmasq-base + iproute2: the egress tests' local DNS and test hosts.
-PKGS=(bubblewrap qemu-system-x86 busybox-static dnsmasq-base iproute2 cpio)
+# openssl + curl: the egress tests' self-signed HTTPS target and a real proxy-honouring client.
+PKGS=(bubblewrap qemu-system-x86 busybox-static dnsmasq-base iproute2 cpio openssl curl)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,43 @@
+// Loopback listeners inside the sandbox that relay each connection to the
+// host's egress proxy over its unix socket, optionally after a pin preamble.
+// The agent is a convenience, not a boundary: the proxy decides everything.
+// No imports beyond Node: runs inside the sandbox.
+
+import { connect, createServer, type NetConnectOpts, type Server, type Socket } from "node:net";
+
+export interface RelayOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly socketPath: string;
+  /** Sent to the proxy before the client's bytes (pinned connections). */
+  readonly preamble: Buffer | null;
+}
+
+export function startRelay(opts: RelayOptions): Promise<Server> {
+  const server = createServer({ allowHalfOpen: true, highWaterMark: 256 * 1024 }, (client) => relay(client, opts));
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: opts.host, port: opts.port, exclusive: true }, () => {
+      server.off("error", reject);
+      server.on("error", () => {});
+      resolve(server);
+    });
+  });
+}
+
+function relay(client: Socket, opts: RelayOptions): void {
+  const o: NetConnectOpts & { highWaterMark: number } = { path: opts.socketPath, allowHalfOpen: true, highWaterMark: 256 * 1024 };
+  const upstream = connect(o);
+  const kill = () => {
+    client.destroy();
+    upstream.destroy();
+  };
+  client.on("error", kill);
+  upstream.on("error", kill);
+  client.once("close", () => (upstream.destroyed ? undefined : upstream.end()));
+  upstream.once("close", () => (client.destroyed ? undefined : client.end()));
+  if (opts.preamble) upstream.write(opts.preamble);
+  client.setNoDelay(true);
+  client.pipe(upstream);
+  upstream.pipe(client);
+}
