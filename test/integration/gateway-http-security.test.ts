@@ -125,6 +125,16 @@ describe("HTTP gateway: bad bodies", () => {
     await stillServes();
   });
 
+  it("drops the session of an initialize the transport refuses (no SSE in Accept)", async () => {
+    const res = await post(postHeaders({ Accept: "application/json" }));
+    expect(res.status).toBe(406);
+    await expect.poll(() => g.http.sessions()).toBe(0);
+    expect(g.sessions).toHaveLength(1); // a gateway was made for it, and closed before starting any server
+    expect(g.sessions[0]!.audit.filter((a) => a.type === "server.start")).toHaveLength(0);
+    g.sessions.length = 0;
+    await stillServes();
+  });
+
   it("refuses an unknown path and method", async () => {
     expect((await fetch(new URL("/other", g.http.url), { method: "POST", headers: postHeaders(), body: init })).status).toBe(404);
     expect((await fetch(g.http.url, { method: "PUT", headers: postHeaders(), body: init })).status).toBe(405);

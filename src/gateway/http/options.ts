@@ -38,6 +38,17 @@ export interface HttpGatewayOptions {
   readonly insecureListenAny?: boolean;
 }
 
+/** Defaults for `[gateway.http]`; maxBodyBytes matches the gateway's default max_message_bytes. */
+export const HTTP_DEFAULTS = {
+  host: "127.0.0.1",
+  port: 8848,
+  path: "/mcp",
+  allowedOrigins: [] as readonly string[],
+  maxBodyBytes: 16 * 1024 * 1024,
+  maxSessions: 8,
+  idleTimeoutMs: 15 * 60_000,
+} as const;
+
 export const MIN_TOKEN_LENGTH = 16;
 const TOKEN_CHARS = /^[\x21-\x7e]+$/; // visible ASCII: what an HTTP header can carry unchanged
 
