@@ -16,6 +16,8 @@ import { UnsandboxedBackend } from "../../src/sandbox/unsandboxed.js";
 export const TOKEN = "test-token-0123456789abcdef0123456789";
 
 export interface TestSession {
+  /** The tag createSession was given (first 8 chars of the session id). */
+  tag: string;
   gateway: Gateway;
   audit: AuditRecord[];
 }
@@ -41,7 +43,7 @@ export async function startTestHttpGateway(servers: () => ServerSpec[], override
     maxBodyBytes: 256 * 1024,
     maxSessions: 8,
     idleTimeoutMs: 60_000,
-    createSession: () => {
+    createSession: ({ session }) => {
       const audit: AuditRecord[] = [];
       const gateway = new Gateway({
         servers: servers(),
@@ -53,7 +55,7 @@ export async function startTestHttpGateway(servers: () => ServerSpec[], override
         backoff: { initialMs: 100, maxMs: 1000, resetAfterMs: 60_000 },
         launch: (spec) => backend.launch(spec, { secrets: new Map(), log, egressSocket: null }),
       });
-      sessions.push({ gateway, audit });
+      sessions.push({ tag: session, gateway, audit });
       return gateway;
     },
     ...overrides,

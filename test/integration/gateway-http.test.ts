@@ -86,6 +86,7 @@ describe("HTTP gateway: sessions", () => {
     expect(pids1).toHaveLength(2);
     expect([...pids1, ...pids2].every(alive)).toBe(true);
     const sessionId = one.transport.sessionId!;
+    expect(s1!.tag).toBe(sessionId.slice(0, 8));
     await one.transport.terminateSession();
     // The DELETE is answered once the servers are stopped.
     expect(pids1.map(alive)).toEqual([false, false]);

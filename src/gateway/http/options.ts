@@ -23,8 +23,12 @@ export interface HttpGatewayOptions {
   readonly token: string;
   /** Browser origins allowed to call (exact `scheme://host[:port]`); any other Origin gets 403. */
   readonly allowedOrigins: readonly string[];
-  /** A fresh gateway (its own upstream servers) for each MCP session. */
-  readonly createSession: () => SessionGateway;
+  /**
+   * A fresh gateway (its own upstream servers) for each MCP session. `session` is
+   * a short tag of the session id (8 hex digits) for logs and audit records; it
+   * is not enough to use the session.
+   */
+  readonly createSession: (info: { readonly session: string }) => SessionGateway;
   readonly log: Logger;
   /** Largest accepted POST body; larger gets 413. */
   readonly maxBodyBytes: number;

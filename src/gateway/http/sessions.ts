@@ -26,7 +26,7 @@ export class SessionTable {
 
   constructor(
     private readonly opts: {
-      readonly createSession: () => SessionGateway;
+      readonly createSession: (info: { readonly session: string }) => SessionGateway;
       readonly maxSessions: number;
       readonly idleTimeoutMs: number;
       readonly log: Logger;
@@ -45,9 +45,10 @@ export class SessionTable {
   async create(): Promise<Session | null> {
     if (this.all.size >= this.opts.maxSessions) return null;
     let session!: Session;
+    // SECURITY: session ids are random UUIDs (CSPRNG); the bearer token still guards every request.
+    const id = randomUUID();
     const transport = new StreamableHTTPServerTransport({
-      // SECURITY: session ids are random UUIDs (CSPRNG); the bearer token still guards every request.
-      sessionIdGenerator: () => randomUUID(),
+      sessionIdGenerator: () => id,
       onsessioninitialized: (id) => {
         session.id = id;
         this.live.set(id, session);
@@ -56,7 +57,7 @@ export class SessionTable {
       // DELETE: answer only once the session's servers are stopped.
       onsessionclosed: () => this.close(session, "ended by the client (DELETE)"),
     });
-    const gateway = this.opts.createSession();
+    const gateway = this.opts.createSession({ session: short(id) });
     session = { id: undefined, gateway, transport, open: 0, idleTimer: undefined, closing: undefined };
     this.all.add(session);
     const wrapped = new SessionTransport(transport);
