@@ -3,7 +3,7 @@
 // whose session caused them, DELETE and idle timeout stop that session's
 // servers, a crash in one session does not touch another.
 import { afterEach, describe, expect, it } from "vitest";
-import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { makeSpec } from "../helpers/spec.js";
 import { EVERYTHING, TINY } from "../helpers/gateway.js";
 import {
@@ -20,6 +20,11 @@ import {
 const node = process.execPath;
 const everything = () => makeSpec({ name: "everything", argv: [node, EVERYTHING], insecureUnsandboxed: true });
 const tiny = (name: string) => makeSpec({ name, argv: [node, TINY, "normal", name], insecureUnsandboxed: true });
+// A complete answer to server-everything's elicitation form.
+const elicited = (name: string) => ({
+  name, check: true, integer: 42, email: "ada@example.com", uri: "https://example.com", date: "2024-01-01", dateTime: "2024-01-01T00:00:00Z",
+  untitledSingleSelectEnum: "option1", titledSingleSelectEnum: "value1", legacyTitledEnum: "opt1", untitledMultipleSelectEnum: ["option1"], titledMultipleSelectEnum: ["value1"],
+});
 const text = (r: unknown) => JSON.stringify((r as { content: unknown }).content);
 
 let gateways: TestHttpGateway[] = [];
@@ -72,6 +77,32 @@ describe("HTTP gateway: sessions", () => {
     expect(p1).toBeGreaterThan(0);
     expect(p2).toBeGreaterThan(0);
     expect(p1).not.toBe(p2);
+  });
+
+  it("answers roots/list and elicitation from the client of the session that asked", async () => {
+    const g = await start(() => [everything()]);
+    const setup = (who: string) => (c: HttpClient["client"]) => {
+      c.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: `file:///root-of-${who}`, name: who }] }));
+      c.setRequestHandler(ElicitRequestSchema, async () => ({ action: "accept" as const, content: elicited(`name-of-${who}`) }));
+    };
+    const caps = { roots: { listChanged: true }, elicitation: { form: {} } };
+    const one = await connect(g.http.url, { capabilities: caps, setup: setup("ONE") });
+    const two = await connect(g.http.url, { capabilities: caps, setup: setup("TWO") });
+    for (const c of [one, two]) {
+      await expect.poll(async () => (await c.client.listTools()).tools.map((t) => t.name)).toContain("everything__get-roots-list");
+    }
+    const roots = (c: HttpClient) => c.client.callTool({ name: "everything__get-roots-list", arguments: {} }).then(text);
+    const [r1, r2] = await Promise.all([roots(one), roots(two)]);
+    expect(r1).toContain("root-of-ONE");
+    expect(r1).not.toContain("root-of-TWO");
+    expect(r2).toContain("root-of-TWO");
+    expect(r2).not.toContain("root-of-ONE");
+    const elicit = (c: HttpClient) => c.client.callTool({ name: "everything__trigger-elicitation-request", arguments: {} }).then(text);
+    const [e1, e2] = await Promise.all([elicit(one), elicit(two)]);
+    expect(e1).toContain("name-of-ONE");
+    expect(e1).not.toContain("name-of-TWO");
+    expect(e2).toContain("name-of-TWO");
+    expect(e2).not.toContain("name-of-ONE");
   });
 
   it("DELETE ends only that session and stops its servers", async () => {
