@@ -133,7 +133,7 @@ function tomlMessage(err: TomlError): string {
 /** The table header on `line` or the nearest one above it, as a path. */
 function headerAt(index: ReturnType<typeof indexLines>, line: number): PathSegment[] {
   let best: PathSegment[] = [];
-  for (const e of index) if (e.line <= line) best = [...e.keys];
+  for (const e of index.entries) if (e.line <= line) best = [...e.keys];
   return best;
 }
 

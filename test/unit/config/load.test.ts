@@ -145,7 +145,7 @@ memory_mib = "lots"
     expect(e.exitCode).toBe(2);
     const lines = e.message.split("\n").slice(1);
     expect(lines).toEqual([
-      `  - servers.github.allowed_hosts[2]: "*.com" is too broad: a wildcard needs at least two labels after "*." (e.g. "*.example.com") (line 7)`,
+      `  - servers.github.allowed_hosts[2]: "*.com" is too broad: a wildcard needs at least two labels after "*." (e.g. "*.example.com") (line 8)`,
       `  - servers.github.memory_mib: expected a number, got string (line 9)`,
       `  - servers.zeta.allowed_host: unknown key (did you mean "allowed_hosts"?) (line 3)`,
     ]);
