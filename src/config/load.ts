@@ -36,6 +36,11 @@ export async function loadConfig(path: string, opts: LoadOptions = {}): Promise<
   return res.config;
 }
 
+/** Every problem of a config file (sorted by path; empty when it is valid). */
+export async function configProblems(path: string, opts: LoadOptions = {}): Promise<readonly ConfigProblem[]> {
+  return (await checkConfig(path, opts)).problems;
+}
+
 /** Validates a config file and returns the config or every problem, plus warnings. */
 export async function checkConfig(path: string, opts: LoadOptions = {}): Promise<ConfigCheck> {
   const source = resolve(path);
