@@ -303,6 +303,17 @@ from = "env"
     ]);
   });
 
+  it("checks a program given by path", async () => {
+    t.mkdir("bin");
+    t.file("bin/not-exec", "");
+    const res = await t.check(`[servers.a]\ncommand = ["./bin"]\n[servers.b]\ncommand = ["./bin/not-exec"]\n[servers.c]\ncommand = ["bin/x"]\n[servers.d]\ncommand = ["/bin/sh", "-c", "true"]\n`);
+    expect(problemLines(res)).toEqual([
+      `servers.a.command[0]: "./bin" does not exist or is not an executable file`,
+      `servers.b.command[0]: "./bin/not-exec" does not exist or is not an executable file`,
+      expect.stringMatching(/^servers\.c\.command\[0\]: "bin\/x" is a relative path/),
+    ]);
+  });
+
   it("refuses network = none together with allowed_hosts", async () => {
     const res = await t.check(`[servers.a]\n${node}\nnetwork = "none"\nallowed_hosts = ["a.example.com"]\n`);
     expect(problemLines(res)).toEqual([`servers.a.network: "none" contradicts allowed_hosts in the same section; remove one of them`]);
