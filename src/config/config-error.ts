@@ -53,7 +53,7 @@ export class Problems {
         this.add(path, `invalid key name: ${issue.issues.map((i) => i.message).join("; ")}`);
         return;
       case "invalid_type":
-        this.add(path, issue.message.includes("received undefined") ? "is required" : `expected ${describeExpected(issue.expected)}, got ${issue.message.replace(/.*received /, "")}`);
+        this.add(path, issue.message.includes("received undefined") ? "is required" : `expected ${describeExpected(issue.expected)}, got ${describeReceived(issue.message)}`);
         return;
       case "invalid_value":
         this.add(path, `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`);
@@ -62,14 +62,26 @@ export class Problems {
       case "too_big": {
         const word = issue.code === "too_small" ? (issue.inclusive === false ? "greater than" : "at least") : issue.inclusive === false ? "less than" : "at most";
         const bound = issue.code === "too_small" ? issue.minimum : issue.maximum;
-        const what = issue.origin === "array" ? `${word} ${bound} entries` : issue.origin === "string" ? `${word} ${bound} characters long` : `${word} ${bound}`;
-        this.add(path, `must be ${what}`);
+        if (issue.origin === "array") {
+          this.add(path, issue.code === "too_small" && Number(bound) === 1 ? "must not be empty" : `must have ${word} ${bound} entries`);
+          return;
+        }
+        if (issue.origin === "string" && issue.code === "too_small" && Number(bound) === 1) {
+          this.add(path, "must not be empty");
+          return;
+        }
+        this.add(path, `must be ${issue.origin === "string" ? `${word} ${bound} characters long` : `${word} ${bound}`}`);
         return;
       }
       default:
         this.add(path, issue.message);
     }
   }
+}
+
+function describeReceived(message: string): string {
+  const received = message.replace(/.*received /, "");
+  return received === "TomlDate" || received === "Date" ? "a date/time" : received;
 }
 
 function describeExpected(expected: string): string {

@@ -36,6 +36,11 @@ export async function loadConfig(path: string, opts: LoadOptions = {}): Promise<
   return res.config;
 }
 
+/** Every problem of a config file (sorted by path; empty when it is valid). */
+export async function configProblems(path: string, opts: LoadOptions = {}): Promise<readonly ConfigProblem[]> {
+  return (await checkConfig(path, opts)).problems;
+}
+
 /** Validates a config file and returns the config or every problem, plus warnings. */
 export async function checkConfig(path: string, opts: LoadOptions = {}): Promise<ConfigCheck> {
   const source = resolve(path);
@@ -133,7 +138,7 @@ function tomlMessage(err: TomlError): string {
 /** The table header on `line` or the nearest one above it, as a path. */
 function headerAt(index: ReturnType<typeof indexLines>, line: number): PathSegment[] {
   let best: PathSegment[] = [];
-  for (const e of index) if (e.line <= line) best = [...e.keys];
+  for (const e of index.entries) if (e.line <= line) best = [...e.keys];
   return best;
 }
 

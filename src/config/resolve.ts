@@ -3,7 +3,7 @@
 // secrets referenced by name. Reports every problem; never reads a secret value.
 // Not responsible for TOML parsing or the gateway/secrets sections (load.ts, sections.ts).
 
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, statSync } from "node:fs";
 import { whichSync } from "../sandbox/which.js";
 import { NucleusError } from "../errors.js";
 import { parseHostRule } from "../policy/hosts.js";
@@ -193,9 +193,10 @@ export function resolveProgram(program: string, ctx: Pick<ResolveContext, "confi
   }
   try {
     accessSync(abs, constants.X_OK);
+    if (!statSync(abs).isFile()) throw new Error("not a file");
     return abs;
   } catch {
-    ctx.problems.add(at, `"${program}" does not exist or is not executable`);
+    ctx.problems.add(at, `"${program}" does not exist or is not an executable file`);
     return null;
   }
 }

@@ -68,7 +68,7 @@ export const secretRefSchema = z.union([
     as: z.enum(["env", "file"]).optional(),
     target: nonEmpty.optional(),
   }),
-]);
+], { error: 'must be a secret name or an inline table { name = "NAME", as = "env" | "file", target = "…" }' });
 
 export const serverSchema = z.strictObject({
   package: packageSchema.optional(),

@@ -107,6 +107,22 @@ function findBin(pkg: NpmPackage, root: string): string {
   return bin;
 }
 
+/** Arguments of `npm` for one install (no shell; the package text was validated by the schema). */
+export function npmInstallArgs(pkg: NpmPackage, prefix: string): string[] {
+  return [
+    "install",
+    "--prefix",
+    prefix,
+    "--no-save",
+    // SECURITY: a package's install scripts (and its dependencies') would run on the host, outside any sandbox.
+    "--ignore-scripts",
+    "--no-audit",
+    "--no-fund",
+    "--no-update-notifier",
+    `${pkg.name}@${pkg.version}`,
+  ];
+}
+
 function npmInstall(pkg: NpmPackage, prefix: string, timeoutMs: number): Promise<void> {
   const npm = whichSync("npm");
   if (!npm) {
@@ -116,8 +132,7 @@ function npmInstall(pkg: NpmPackage, prefix: string, timeoutMs: number): Promise
       }),
     );
   }
-  // SECURITY: --ignore-scripts: a package's install scripts would run on the host, outside any sandbox.
-  const argv = ["install", "--prefix", prefix, "--no-save", "--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier", `${pkg.name}@${pkg.version}`];
+  const argv = npmInstallArgs(pkg, prefix);
   return new Promise((resolvePromise, reject) => {
     const child = spawn(npm, argv, { cwd: prefix, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, npm_config_loglevel: "warn" } });
     let stderr = "";

@@ -3,10 +3,11 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-const repo = resolve(import.meta.dirname, "../..");
+const repo = fileURLToPath(new URL("../..", import.meta.url));
 const bin = join(repo, "bin", "nucleus");
 let dir: string;
 

@@ -145,7 +145,7 @@ memory_mib = "lots"
     expect(e.exitCode).toBe(2);
     const lines = e.message.split("\n").slice(1);
     expect(lines).toEqual([
-      `  - servers.github.allowed_hosts[2]: "*.com" is too broad: a wildcard needs at least two labels after "*." (e.g. "*.example.com") (line 7)`,
+      `  - servers.github.allowed_hosts[2]: "*.com" is too broad: a wildcard needs at least two labels after "*." (e.g. "*.example.com") (line 8)`,
       `  - servers.github.memory_mib: expected a number, got string (line 9)`,
       `  - servers.zeta.allowed_host: unknown key (did you mean "allowed_hosts"?) (line 3)`,
     ]);
@@ -300,6 +300,17 @@ from = "env"
       `servers.a.command[0]: "no-such-program-nucleus" was not found on PATH; install it or give its absolute path`,
       `servers.a.secrets[0]: unknown secret "MISSING"; define [secrets.MISSING] (defined: HAVE)`,
       `servers.a.vm_profile: unknown profile "filesystem-readonlyy"; known profiles: filesystem-readonly, filesystem-readwrite, network-only, database-client, locked`,
+    ]);
+  });
+
+  it("checks a program given by path", async () => {
+    t.mkdir("bin");
+    t.file("bin/not-exec", "");
+    const res = await t.check(`[servers.a]\ncommand = ["./bin"]\n[servers.b]\ncommand = ["./bin/not-exec"]\n[servers.c]\ncommand = ["bin/x"]\n[servers.d]\ncommand = ["/bin/sh", "-c", "true"]\n`);
+    expect(problemLines(res)).toEqual([
+      `servers.a.command[0]: "./bin" does not exist or is not an executable file`,
+      `servers.b.command[0]: "./bin/not-exec" does not exist or is not an executable file`,
+      expect.stringMatching(/^servers\.c\.command\[0\]: "bin\/x" is a relative path/),
     ]);
   });
 
