@@ -7,7 +7,8 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { ClientCapabilities } from "@modelcontextprotocol/sdk/types.js";
 import type { ServerSpec } from "../../src/config/spec.js";
-import { Gateway, type AuditRecord } from "../../src/gateway/gateway.js";
+import { Gateway } from "../../src/gateway/gateway.js";
+import type { AuditEvent as AuditRecord } from "../../src/audit/events.js";
 import type { HttpGatewayOptions } from "../../src/gateway/http/options.js";
 import { startHttpGateway, type HttpGateway } from "../../src/gateway/http/server.js";
 import { Logger } from "../../src/log.js";
@@ -83,7 +84,7 @@ export async function connectHttp(
 
 /** The PIDs of the servers a session started (from its `server.start` audit records). */
 export function pidsOf(s: TestSession): number[] {
-  return s.audit.filter((a) => a.type === "server.start").map((a) => Number((a.details as Record<string, string>).pid));
+  return s.audit.filter((a) => a.type === "server.start").map((a) => Number((a.fields.details as Record<string, string>).pid));
 }
 
 export function alive(pid: number): boolean {
