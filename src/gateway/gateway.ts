@@ -49,6 +49,13 @@ export interface GatewayOptions {
   readonly backoff?: { initialMs: number; maxMs: number; resetAfterMs: number };
 }
 
+/** The longest a list request waits for one starting server. */
+const LIST_WAIT_MS = 20_000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref?.());
+}
+
 type ExtraLike = { signal: AbortSignal; sendNotification: (n: Notification) => Promise<void>; _meta?: { progressToken?: string | number } };
 
 export class Gateway {
@@ -148,11 +155,14 @@ export class Gateway {
     this.syncCapabilities();
     await Promise.all(
       [...this.upstreams.values()].map(async (up) => {
-        try {
-          await up.ready();
-        } catch {
-          return; // unavailable: its items are simply absent (the upstream logged why)
-        }
+        // A server still starting (package install, VM boot) holds a list back only so long; its
+        // items follow with list_changed once it is ready.
+        const ready = up.ready().then(
+          () => true,
+          () => false, // unavailable: its items are simply absent (the upstream logged why)
+        );
+        const waitMs = Math.min(this.specs.get(up.name)!.timeouts.startupMs, LIST_WAIT_MS);
+        if (!(await Promise.race([ready, sleep(waitMs).then(() => false)]))) return;
         if (this.catalog.has(up.name, kind)) return;
         try {
           this.catalog.set(up.name, kind, (await this.fetchAll(up, kind)) as never);

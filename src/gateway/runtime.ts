@@ -25,7 +25,7 @@ export interface RuntimeDeps {
   /** Secret values for one server (LaunchContext.secrets); throws SECRET_UNAVAILABLE naming the secret, never a value. */
   readonly resolveSecrets: (spec: ServerSpec) => Promise<LaunchContext["secrets"]>;
   /** Fills in launch.argv for `package` servers (installing the package once); identity for others. */
-  readonly resolvePackage: (spec: ServerSpec) => Promise<ServerSpec>;
+  readonly resolvePackage: (spec: ServerSpec, signal?: AbortSignal) => Promise<ServerSpec>;
   /** Starts this server's egress proxy when its network is an allowlist. */
   readonly startEgress?: (spec: ServerSpec) => Promise<EgressHandle>;
 }
@@ -65,11 +65,13 @@ export function refusalError(refusals: Preflight["refusals"]): NucleusError {
 
 /** The launcher for the gateway: everything that happens between "start server X" and a running Sandbox. */
 export function makeLauncher(selections: ReadonlyMap<string, Selection>, deps: RuntimeDeps, log: Logger): Launcher {
-  return async (spec: ServerSpec): Promise<Sandbox> => {
+  return async (spec: ServerSpec, signal: AbortSignal): Promise<Sandbox> => {
     const selection = selections.get(spec.name);
     if (!selection) throw new NucleusError("POLICY_REFUSED", `server "${spec.name}" has no backend`, { hint: "run `nucleus check`" });
-    const resolved = await deps.resolvePackage(spec);
+    const resolved = await deps.resolvePackage(spec, signal);
+    signal.throwIfAborted();
     const secrets = await deps.resolveSecrets(resolved);
+    signal.throwIfAborted();
     let egress: EgressHandle | null = null;
     if (resolved.network.mode === "allowlist") {
       if (!deps.startEgress) {

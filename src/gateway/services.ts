@@ -51,7 +51,7 @@ export async function createServices(
   const deps: RuntimeDeps = {
     select: (spec, gatewayChoice) => selectBackend(spec, gatewayChoice, backends),
     resolveSecrets: (spec) => resolveServerSecrets(spec, config.secrets, env, { redactor }),
-    resolvePackage: (spec) => (spec.launch.package ? resolvePackageSpec(spec, { log }) : Promise.resolve(spec)),
+    resolvePackage: (spec, signal) => (spec.launch.package ? resolvePackageSpec(spec, { log, signal }) : Promise.resolve(spec)),
   };
   return {
     deps,

@@ -23,7 +23,8 @@ import type { Sandbox, SandboxExit } from "../sandbox/backend.js";
 import { StreamTransport } from "./stream-transport.js";
 import { relayStderr } from "./stderr-relay.js";
 
-export type Launcher = (spec: ServerSpec) => Promise<Sandbox>;
+/** Starts one server's sandbox. `signal` aborts a start in progress (package install, boot) at shutdown. */
+export type Launcher = (spec: ServerSpec, signal: AbortSignal) => Promise<Sandbox>;
 
 /** What the upstream asks of the gateway: forward server→client traffic, react to changes. */
 export interface UpstreamHooks {
@@ -71,6 +72,8 @@ export class Upstream {
   private restartTimer: NodeJS.Timeout | null = null;
   private lastFailure: string | null = null;
   private logLevel: string | null = null;
+  /** Aborted by stop(): cancels a start in progress. */
+  private readonly lifetime = new AbortController();
 
   constructor(private readonly opts: UpstreamOptions) {
     this.spec = opts.spec;
@@ -79,6 +82,11 @@ export class Upstream {
 
   get status(): UpstreamState {
     return this.state;
+  }
+
+  /** Read through a method: the state changes across awaits, which narrowing cannot see. */
+  private stopped(): boolean {
+    return this.state === "stopped";
   }
 
   get lazy(): boolean {
@@ -129,9 +137,10 @@ export class Upstream {
     const log = this.opts.log;
     let sandbox: Sandbox | null = null;
     try {
-      sandbox = await this.opts.launch(this.spec);
+      sandbox = await this.opts.launch(this.spec, this.lifetime.signal);
     } catch (err) {
       this.starting = null;
+      if (this.stopped()) throw this.unavailable();
       const msg = errorMessage(err);
       this.lastFailure = msg.split("\n")[0] ?? msg;
       if (err instanceof NucleusError && err.code === "POLICY_REFUSED") {
@@ -141,6 +150,12 @@ export class Upstream {
       }
       log.error(`server "${this.name}" could not start: ${msg}`);
       this.scheduleRestart();
+      throw this.unavailable();
+    }
+    if (this.stopped()) {
+      // stop() ran while the sandbox was being made: it must not outlive the gateway.
+      this.starting = null;
+      await sandbox.stop(1000);
       throw this.unavailable();
     }
     this.sandbox = sandbox;
@@ -166,6 +181,10 @@ export class Upstream {
       await client.connect(transport, { timeout: this.spec.timeouts.startupMs });
     } catch (err) {
       this.starting = null;
+      if (this.stopped()) {
+        await thisSandbox.stop(1000);
+        throw this.unavailable();
+      }
       this.lastFailure = `initialize failed: ${errorMessage(err)}`;
       log.error(`server "${this.name}" did not initialize: ${errorMessage(err)}`);
       await thisSandbox.stop(1000);
@@ -289,15 +308,18 @@ export class Upstream {
 
   async stop(): Promise<void> {
     this.state = "stopped";
+    this.lifetime.abort(new Error(`server "${this.name}" is being stopped`));
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = null;
     const starting = this.starting;
-    if (starting) await starting.catch(() => undefined);
     const sandbox = this.sandbox;
     const client = this.client;
     this.client = null;
     await client?.close().catch(() => undefined);
+    // Stopping the sandbox also ends a start that is waiting for initialize.
     if (sandbox) await sandbox.stop(this.spec.timeouts.shutdownGraceMs);
+    // A start still launching (package install, VM boot) settles once aborted, stopping what it made.
+    if (starting) await starting.catch(() => undefined);
   }
 }
 

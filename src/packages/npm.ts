@@ -18,6 +18,8 @@ export interface NpmOptions {
   readonly log: Logger;
   /** Give up on `npm install` after this long (default 5 minutes). */
   readonly timeoutMs?: number;
+  /** Aborts the install (the npm process is killed), e.g. when the gateway shuts down. */
+  readonly signal?: AbortSignal;
 }
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -40,7 +42,7 @@ export async function ensureNpmPackage(pkg: NpmPackage, opts: NpmOptions): Promi
     const tmp = mkdtempSync(join(parent, ".install-"));
     try {
       opts.log.info("installing npm package", { package: `${pkg.name}@${pkg.version}` });
-      await npmInstall(pkg, tmp, opts.timeoutMs ?? 300_000);
+      await npmInstall(pkg, tmp, opts.timeoutMs ?? 300_000, opts.signal);
       findBin(pkg, tmp); // refuse a package without a bin before publishing it to the cache
       try {
         // Atomic publish: readers only ever see a complete install.
@@ -119,11 +121,14 @@ export function npmInstallArgs(pkg: NpmPackage, prefix: string): string[] {
     "--no-audit",
     "--no-fund",
     "--no-update-notifier",
+    // Fail within a minute or two with npm's own error instead of retrying for many minutes.
+    "--fetch-retries=1",
+    "--fetch-timeout=60000",
     `${pkg.name}@${pkg.version}`,
   ];
 }
 
-function npmInstall(pkg: NpmPackage, prefix: string, timeoutMs: number): Promise<void> {
+function npmInstall(pkg: NpmPackage, prefix: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   const npm = whichSync("npm");
   if (!npm) {
     return Promise.reject(
@@ -140,6 +145,12 @@ function npmInstall(pkg: NpmPackage, prefix: string, timeoutMs: number): Promise
     child.stderr.on("data", (chunk: string) => {
       stderr = (stderr + chunk).slice(-16_384); // bounded: only the tail is reported
     });
+    const onAbort = () => {
+      stderr += "\n(the install was cancelled)";
+      child.kill("SIGKILL");
+    };
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
     const timer = setTimeout(() => {
       stderr += `\n(npm install did not finish within ${timeoutMs} ms and was stopped)`;
       child.kill("SIGKILL");
@@ -148,10 +159,11 @@ function npmInstall(pkg: NpmPackage, prefix: string, timeoutMs: number): Promise
       clearTimeout(timer);
       reject(installFailed(pkg, err.message, []));
     });
-    child.on("close", (code, signal) => {
+    child.on("close", (code, sig) => {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
       if (code === 0) resolvePromise();
-      else reject(installFailed(pkg, `npm install exited with ${code ?? signal}`, stderr.trim().split("\n").slice(-8)));
+      else reject(installFailed(pkg, `npm install exited with ${code ?? sig}`, stderr.trim().split("\n").slice(-8)));
     });
   });
 }

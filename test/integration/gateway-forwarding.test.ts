@@ -112,8 +112,11 @@ describe("gateway: notifications", () => {
     let changed = 0;
     g.client.setNotificationHandler(ToolListChangedNotificationSchema, async () => void changed++);
     const before = (await g.client.listTools()).tools.length;
+    // The server's first start may itself be announced; let that settle before counting.
+    await new Promise((r) => setTimeout(r, 300));
+    const baseline = changed;
     await g.client.callTool({ name: "t1__grow", arguments: {} });
-    await expect.poll(() => changed).toBeGreaterThan(0);
+    await expect.poll(() => changed).toBeGreaterThan(baseline);
     expect((await g.client.listTools()).tools.map((t) => t.name)).toContain(`t1__grown${before}`);
   });
 

@@ -74,7 +74,7 @@ describe("gateway: supervision", () => {
     const names = (await g.client.listTools()).tools.map((t) => t.name);
     expect(names).toContain("ok__echo");
     expect(names.some((n) => n.startsWith("slow__"))).toBe(false);
-    expect(g.logs.join("")).toMatch(/server "slow" did not initialize/);
+    await expect.poll(() => g.logs.join("")).toMatch(/server "slow" did not initialize/);
   });
 
   it("stops every server on close and leaves no process behind", async () => {
@@ -84,5 +84,18 @@ describe("gateway: supervision", () => {
     expect(pids.every((p) => p > 0 && alive(p))).toBe(true);
     await g.close();
     expect(pids.map(alive)).toEqual([false, false]);
+  });
+
+  it("shuts down promptly while a server is still starting, leaving no process", async () => {
+    const g = await startTestGateway([tiny("slow", "slow-init", { startupMs: 60_000, requestMs: 5000, shutdownGraceMs: 500 })]);
+    const list = g.client.listTools().catch(() => null);
+    await expect.poll(() => g.audit.some((a) => a.type === "server.start")).toBe(true);
+    const pid = pidOf(g, "slow");
+    expect(alive(pid)).toBe(true);
+    const t0 = Date.now();
+    await g.close();
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(alive(pid)).toBe(false);
+    await list;
   });
 });

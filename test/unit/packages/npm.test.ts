@@ -38,7 +38,7 @@ function fakeInstalled(name: string, manifest: object, files: Record<string, str
 describe("npmInstallArgs", () => {
   it("never runs install scripts and saves nothing", () => {
     expect(npmInstallArgs(pkg("@s/p", "1.2.3"), "/cache/npm/.install-x")).toEqual([
-      "install", "--prefix", "/cache/npm/.install-x", "--no-save", "--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier", "@s/p@1.2.3",
+      "install", "--prefix", "/cache/npm/.install-x", "--no-save", "--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier", "--fetch-retries=1", "--fetch-timeout=60000", "@s/p@1.2.3",
     ]);
   });
 });
