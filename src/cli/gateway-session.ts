@@ -1,15 +1,20 @@
 // Shared by `serve` and `run`: load the config, refuse what cannot be
-// enforced (exit 3), start the gateway on stdio, and shut everything down on
-// stdin EOF, SIGINT or SIGTERM without leaving a process behind.
+// enforced (exit 3), start the gateway on stdio (or on Streamable HTTP with
+// `serve --http`), and shut everything down on stdin EOF, SIGINT or SIGTERM
+// without leaving a process behind.
 
-import { policyRefused } from "../audit/events.js";
-import { loadConfig } from "../config/load.js";
+import type { Readable, Writable } from "node:stream";
+import { policyRefused, type AuditEvent } from "../audit/events.js";
 import { discoverConfig } from "../config/discover.js";
-import type { ServerSpec } from "../config/spec.js";
+import { loadConfig } from "../config/load.js";
+import type { NucleusConfig, ServerSpec } from "../config/spec.js";
 import { NucleusError } from "../errors.js";
 import { Gateway } from "../gateway/gateway.js";
-import { makeLauncher, preflight, refusalError } from "../gateway/runtime.js";
-import { createServices } from "../gateway/services.js";
+import { HTTP_DEFAULTS } from "../gateway/http/options.js";
+import { startHttpGateway } from "../gateway/http/server.js";
+import { httpStartNotice, resolveHttpToken } from "../gateway/http/token.js";
+import { makeLauncher, preflight, refusalError, type Preflight } from "../gateway/runtime.js";
+import { createServices, type Services } from "../gateway/services.js";
 import { StreamTransport } from "../gateway/stream-transport.js";
 import type { CliContext } from "./command.js";
 import { version } from "./main.js";
@@ -17,21 +22,14 @@ import { version } from "./main.js";
 export interface SessionOptions {
   /** `run NAME`: one server, names passed through unchanged. */
   readonly only?: string;
+  /** `serve --http`: Streamable HTTP instead of stdio. */
+  readonly http?: boolean;
 }
 
 export async function runGatewaySession(ctx: CliContext, opts: SessionOptions): Promise<number> {
   const path = discoverConfig({ flag: ctx.configPath, env: ctx.env });
   const config = await loadConfig(path);
-  let servers: readonly ServerSpec[] = config.servers;
-  if (opts.only !== undefined) {
-    const one = config.servers.find((s) => s.name === opts.only);
-    if (!one) {
-      const known = config.servers.map((s) => s.name).join(", ") || "(none)";
-      throw new NucleusError("USAGE", `no server named "${opts.only}" in ${path}`, { hint: `known servers: ${known}` });
-    }
-    servers = [one];
-  }
-  if (servers.length === 0) throw new NucleusError("CONFIG_INVALID", `${path} defines no [servers.*]`, { hint: "see examples/nucleus.toml" });
+  const servers = pickServers(config, path, opts.only);
   const log = ctx.log;
   for (const s of servers) {
     if (s.insecureUnsandboxed) log.warn(`server "${s.name}" runs WITHOUT a sandbox (insecure_unsandboxed = true): it can read every file and reach every host`);
@@ -45,44 +43,105 @@ export async function runGatewaySession(ctx: CliContext, opts: SessionOptions): 
       throw refusalError(pf.refusals);
     }
     for (const s of servers) log.info(`server "${s.name}": backend ${pf.selections.get(s.name)!.backend.name} (${pf.selections.get(s.name)!.reason})`);
-
-    const gateway = new Gateway({
-      servers,
-      prefix: opts.only === undefined,
-      launch: makeLauncher(pf.selections, services.deps, log),
-      log,
-      maxMessageBytes: config.gateway.maxMessageBytes,
-      version: version(),
-      audit: services.audit,
-      auditArguments: config.gateway.auditArguments,
-      outgoing: services.outgoing,
-    });
-    const stdin = ctx.stdin as NodeJS.ReadableStream & import("node:stream").Readable;
-    const stdout = ctx.stdout as NodeJS.WritableStream & import("node:stream").Writable;
-    const transport = new StreamTransport(stdin, stdout, {
-      role: "server",
-      peer: "the client",
-      maxMessageBytes: config.gateway.maxMessageBytes,
-      closeOnOversize: false,
-    });
-    transport.onerror = (err) => log.warn(err.message);
-    const done = new Promise<string>((resolve) => {
-      const prevClose = transport.onclose;
-      transport.onclose = () => {
-        prevClose?.();
-        resolve("the client closed the connection");
-      };
-      const onSignal = (sig: NodeJS.Signals) => resolve(`received ${sig}`);
-      process.once("SIGINT", onSignal);
-      process.once("SIGTERM", onSignal);
-    });
-    await gateway.connect(transport);
-    log.info(`gateway ready on stdio: ${servers.length} server(s) from ${path}`);
-    const why = await done;
-    log.info(`shutting down: ${why}`);
-    await gateway.close();
-    return 0;
+    const newGateway = (tag?: string) => makeGateway(config, servers, pf, services, ctx, opts, tag);
+    return opts.http ? await serveHttp(config, services, newGateway, ctx) : await serveStdio(config, servers.length, path, newGateway, ctx);
   } finally {
     await services.close();
   }
+}
+
+function pickServers(config: NucleusConfig, path: string, only: string | undefined): readonly ServerSpec[] {
+  if (config.servers.length === 0) throw new NucleusError("CONFIG_INVALID", `${path} defines no [servers.*]`, { hint: "see examples/nucleus.toml" });
+  if (only === undefined) return config.servers;
+  const one = config.servers.find((s) => s.name === only);
+  if (!one) {
+    const known = config.servers.map((s) => s.name).join(", ");
+    throw new NucleusError("USAGE", `no server named "${only}" in ${path}`, { hint: `known servers: ${known}` });
+  }
+  return [one];
+}
+
+function makeGateway(config: NucleusConfig, servers: readonly ServerSpec[], pf: Preflight, services: Services, ctx: CliContext, opts: SessionOptions, tag?: string): Gateway {
+  const audit = services.audit;
+  const tagged = audit && tag ? (e: AuditEvent) => audit({ ...e, fields: { ...e.fields, session: tag } }) : audit;
+  return new Gateway({
+    servers,
+    prefix: opts.only === undefined,
+    launch: makeLauncher(pf.selections, services.deps, ctx.log),
+    log: tag ? ctx.log.child({ session: tag }) : ctx.log,
+    maxMessageBytes: config.gateway.maxMessageBytes,
+    version: version(),
+    audit: tagged,
+    auditArguments: config.gateway.auditArguments,
+    outgoing: services.outgoing,
+  });
+}
+
+/** Resolves on SIGINT or SIGTERM with a sentence saying which. */
+function untilSignal(): { promise: Promise<string>; dispose(): void } {
+  let handler: (sig: NodeJS.Signals) => void = () => {};
+  const promise = new Promise<string>((resolve) => {
+    handler = (sig) => resolve(`received ${sig}`);
+    process.once("SIGINT", handler);
+    process.once("SIGTERM", handler);
+  });
+  return { promise, dispose: () => (process.off("SIGINT", handler), process.off("SIGTERM", handler)) };
+}
+
+async function serveStdio(config: NucleusConfig, count: number, path: string, newGateway: () => Gateway, ctx: CliContext): Promise<number> {
+  const log = ctx.log;
+  const gateway = newGateway();
+  const transport = new StreamTransport(ctx.stdin as Readable, ctx.stdout as Writable, {
+    role: "server",
+    peer: "the client",
+    maxMessageBytes: config.gateway.maxMessageBytes,
+    closeOnOversize: false,
+  });
+  transport.onerror = (err) => log.warn(err.message);
+  const signal = untilSignal();
+  const closed = new Promise<string>((resolve) => {
+    transport.onclose = () => resolve("the client closed the connection");
+  });
+  // (The SDK chains the onclose set before connect.)
+  await gateway.connect(transport);
+  log.info(`gateway ready on stdio: ${count} server(s) from ${path}`);
+  const why = await Promise.race([signal.promise, closed]);
+  signal.dispose();
+  log.info(`shutting down: ${why}`);
+  await gateway.close();
+  return 0;
+}
+
+async function serveHttp(config: NucleusConfig, services: Services, newGateway: (tag: string) => Gateway, ctx: CliContext): Promise<number> {
+  const h = config.gateway.http ?? {
+    listen: HTTP_DEFAULTS.host,
+    port: 8787,
+    token: null,
+    allowedOrigins: [],
+    maxSessions: HTTP_DEFAULTS.maxSessions,
+    idleTimeoutMs: HTTP_DEFAULTS.idleTimeoutMs,
+    insecureListenAny: false,
+  };
+  const token = await resolveHttpToken(h.token ? config.secrets[h.token]! : null, ctx.env);
+  // SECURITY: the token is a secret like any other: masked in every log line.
+  services.redactor.add("gateway.http.token", token.token);
+  const http = await startHttpGateway({
+    host: h.listen,
+    port: h.port,
+    token: token.token,
+    allowedOrigins: h.allowedOrigins,
+    createSession: ({ session }) => newGateway(session),
+    log: ctx.log,
+    maxBodyBytes: config.gateway.maxMessageBytes,
+    maxSessions: h.maxSessions,
+    idleTimeoutMs: h.idleTimeoutMs,
+    insecureListenAny: h.insecureListenAny,
+  });
+  ctx.stderr.write(httpStartNotice(http.url, token));
+  const signal = untilSignal();
+  const why = await signal.promise;
+  signal.dispose();
+  ctx.log.info(`shutting down: ${why}`);
+  await http.close();
+  return 0;
 }

@@ -17,10 +17,15 @@ exit code 3, with the rule and what to do.
 
 Stops on stdin EOF, SIGINT or SIGTERM, stopping every server.
 
+Options:
+  --http   serve MCP over Streamable HTTP instead of stdio, as [gateway.http]
+           says (default 127.0.0.1:8787, bearer token required, each client
+           session gets its own servers); see docs/http.md
+
 Client config (e.g. Claude Desktop):
   { "command": "/path/to/nucleus/bin/nucleus", "args": ["-c", "/path/nucleus.toml", "serve"] }`,
   async run(args, ctx) {
-    parseArgs({ args, options: {}, allowPositionals: false, strict: true });
-    return runGatewaySession(ctx, {});
+    const { values } = parseArgs({ args, options: { http: { type: "boolean" } }, allowPositionals: false, strict: true });
+    return runGatewaySession(ctx, { http: values.http ?? false });
   },
 };

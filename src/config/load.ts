@@ -96,6 +96,10 @@ export function checkConfigText(text: string, source: string, opts: LoadOptions 
     if (spec) secrets[name] = spec;
   }
 
+  if (gateway.http?.token && !Object.hasOwn(top.secrets ?? {}, gateway.http.token)) {
+    problems.add(["gateway", "http", "token"], `unknown secret "${gateway.http.token}"; define [secrets.${gateway.http.token}] holding the bearer token`);
+  }
+
   const userLayers = new Map<string, Layer>();
   const userExtends = new Map<string, string | undefined>();
   for (const [name, raw] of Object.entries(top.profiles ?? {})) {

@@ -105,6 +105,11 @@ export const gatewaySchema = z.strictObject({
     .strictObject({
       listen: nonEmpty.optional(),
       port: int(0, 65535).optional(),
+      token: nonEmpty.optional(),
+      allowed_origins: z.array(nonEmpty).optional(),
+      max_sessions: int(1, 1024).optional(),
+      idle_timeout_ms: int(1000, 7 * 24 * 3600 * 1000).optional(),
+      insecure_listen_any: z.boolean().optional(),
     })
     .optional(),
 });

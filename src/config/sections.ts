@@ -13,6 +13,8 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   maxMessageBytes: 16 * 1024 * 1024,
   httpListen: "127.0.0.1",
   httpPort: 8787,
+  httpMaxSessions: 8,
+  httpIdleTimeoutMs: 15 * 60 * 1000,
   secretTimeoutMs: 10_000,
 });
 
@@ -25,12 +27,31 @@ export function resolveGateway(raw: Partial<GatewayRaw>, configDir: string, prob
   let http: GatewaySpec["http"] = null;
   if (raw.http) {
     const listen = raw.http.listen ?? GATEWAY_DEFAULTS.httpListen;
+    const insecureListenAny = raw.http.insecure_listen_any ?? false;
     if (listen !== "localhost" && isIP(listen) === 0) {
       problems.add(["gateway", "http", "listen"], `"${listen}" must be an IP address (e.g. "127.0.0.1") or "localhost"`);
     } else if (!isLoopback(listen)) {
-      warnings.add(["gateway", "http", "listen"], `the HTTP endpoint listens on ${listen}, reachable from other machines; every client needs the bearer token`);
+      // SECURITY: fail closed — reachable from other machines only by the dangerous switch.
+      if (!insecureListenAny) {
+        problems.add(["gateway", "http", "listen"], `"${listen}" is not a loopback address; set gateway.http.insecure_listen_any = true to accept clients from other machines (and put TLS in front)`);
+      } else {
+        warnings.add(["gateway", "http", "listen"], `the HTTP endpoint listens on ${listen}, reachable from other machines; every client needs the bearer token`);
+      }
     }
-    http = { listen, port: raw.http.port ?? GATEWAY_DEFAULTS.httpPort };
+    for (const [i, origin] of (raw.http.allowed_origins ?? []).entries()) {
+      if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+        problems.add(["gateway", "http", "allowed_origins", i], `"${origin}" must be an origin like "http://localhost:3000" (scheme://host[:port], no path)`);
+      }
+    }
+    http = {
+      listen,
+      port: raw.http.port ?? GATEWAY_DEFAULTS.httpPort,
+      token: raw.http.token ?? null,
+      allowedOrigins: raw.http.allowed_origins ?? [],
+      maxSessions: raw.http.max_sessions ?? GATEWAY_DEFAULTS.httpMaxSessions,
+      idleTimeoutMs: raw.http.idle_timeout_ms ?? GATEWAY_DEFAULTS.httpIdleTimeoutMs,
+      insecureListenAny,
+    };
   }
   return {
     backend: raw.backend ?? "auto",

@@ -114,7 +114,21 @@ export interface GatewaySpec {
   readonly auditMaxBytes: number;
   /** Largest JSON-RPC message accepted from a server or a client. */
   readonly maxMessageBytes: number;
-  readonly http: { readonly listen: string; readonly port: number } | null;
+  /** Streamable HTTP endpoint (in addition to stdio with `serve --http`); null = none configured. */
+  readonly http: HttpSpec | null;
+}
+
+export interface HttpSpec {
+  readonly listen: string;
+  readonly port: number;
+  /** Name of the [secrets.NAME] entry holding the bearer token; null = a random token printed at start. */
+  readonly token: string | null;
+  /** Browser origins allowed to call; any other Origin header gets 403. */
+  readonly allowedOrigins: readonly string[];
+  readonly maxSessions: number;
+  readonly idleTimeoutMs: number;
+  /** The dangerous switch: listen on a non-loopback address. */
+  readonly insecureListenAny: boolean;
 }
 
 export interface NucleusConfig {
