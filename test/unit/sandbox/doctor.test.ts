@@ -1,0 +1,34 @@
+import { PassThrough } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { doctorCommand } from "../../../src/cli/doctor.js";
+import { Logger } from "../../../src/log.js";
+import { findBwrap } from "../../../src/sandbox/bubblewrap/host.js";
+
+function ctx() {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = "";
+  stdout.on("data", (d) => (out += d));
+  return { c: { log: new Logger({ level: "silent" }), configPath: undefined, stdout, stderr, stdin: new PassThrough(), env: {} }, out: () => out };
+}
+
+describe("nucleus doctor", () => {
+  it("prints one line per check and reports bubblewrap's state", async () => {
+    const { c, out } = ctx();
+    const code = await doctorCommand.run([], c);
+    const text = out();
+    for (const name of ["bubblewrap", "user namespaces", "cgroup memory", "cgroup pids", "cgroup cpu", "seccomp", "landlock", "qemu", "kvm", "firecracker"]) {
+      expect(text).toMatch(new RegExp(`^(OK|WARN|FAIL|INFO)\\s+${name}\\s`, "m"));
+    }
+    if (findBwrap()) expect(text).toMatch(/^OK\s+bubblewrap/m);
+    expect(code === 0).toBe(/At least one sandbox backend is usable/.test(text));
+  });
+
+  it("emits JSON with --json and rejects unknown flags", async () => {
+    const { c, out } = ctx();
+    await doctorCommand.run(["--json"], c);
+    const parsed = JSON.parse(out()) as { usable: boolean; checks: Array<{ name: string }> };
+    expect(parsed.checks.map((x) => x.name)).toContain("seccomp");
+    expect(await doctorCommand.run(["--bogus"], ctx().c)).toBe(2);
+  });
+});
