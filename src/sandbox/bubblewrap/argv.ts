@@ -121,7 +121,11 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
   // The interpreter's real location, when it is not already inside the runtime.
   if (!covered(host.interpreter)) a.push("--ro-bind", host.interpreter, host.interpreter);
   // The server's own code, read-only, at the same paths.
-  for (const d of [...spec.launch.codeDirs].sort()) if (!covered(d)) a.push("--ro-bind", d, d);
+  for (const d of [...spec.launch.codeDirs].sort()) {
+    // SECURITY: a code dir exposes its neighbours; `/` would expose the whole host.
+    if (!posix.isAbsolute(d) || posix.normalize(d) === "/") throw new Error(`server "${spec.name}" has code dir "${d}", which must be an absolute path other than /`);
+    if (!covered(d)) a.push("--ro-bind", d, d);
+  }
   // Allowed paths, parents before children so a nested grant is not hidden.
   for (const g of [...spec.paths].sort((x, y) => x.path.localeCompare(y.path))) {
     // SECURITY: read-only unless the policy grants write.

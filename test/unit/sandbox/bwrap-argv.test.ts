@@ -123,3 +123,12 @@ describe("bwrap argv builder", () => {
     expect(sandboxHostname("My Server")).toBe("nucleus-my-server");
   });
 });
+
+describe("bwrap argv builder refusals", () => {
+  it("refuses / or a relative path as a code dir", () => {
+    for (const d of ["/", "//", "relative/dir"]) {
+      const s = makeSpec({ name: "x", argv, launch: { ...spec.launch, codeDirs: [d] } });
+      expect(() => buildBwrapPlan({ spec: s, host, secrets: new Map(), egressSocket: null, wrapper: null })).toThrow(/code dir/);
+    }
+  });
+});
