@@ -12,7 +12,7 @@ import { CgroupLeaf, hostLayout, probeControllers, sweepStaleCgroups, type Contr
 import { seccompArchOf } from "../seccomp/syscalls.js";
 import { buildBwrapPlan } from "./argv.js";
 import { limitEnforcement, limitGaps, type LimitEnforcement } from "./enforcement.js";
-import { collectHostFacts, findBwrap } from "./host.js";
+import { collectHostFacts, findBwrap, inheritedFds } from "./host.js";
 
 export interface BubblewrapOptions {
   /** Path of bwrap; default: found on PATH. */
@@ -34,6 +34,8 @@ export class BubblewrapBackend implements Backend {
   private readonly bwrap: string | null;
   private layoutCache: CgroupLayout | null = null;
   private controllersCache: Record<Controller, ControllerStatus> | null = null;
+  private probeCache: Promise<ProbeResult> | null = null;
+  private warnedFds = false;
 
   constructor(private readonly opts: BubblewrapOptions = {}) {
     this.bwrap = opts.bwrapPath ?? findBwrap();
@@ -53,7 +55,12 @@ export class BubblewrapBackend implements Backend {
     return sweepStaleCgroups(this.layout());
   }
 
-  async probe(): Promise<ProbeResult> {
+  /** Probed once per backend object (it spawns bwrap). */
+  probe(): Promise<ProbeResult> {
+    return (this.probeCache ??= this.probeNow());
+  }
+
+  private async probeNow(): Promise<ProbeResult> {
     if (!this.bwrap) {
       return { available: false, reason: "bwrap (bubblewrap) is not installed", hints: ["install it: apt-get install bubblewrap (or run scripts/setup.sh as root)"] };
     }
@@ -118,6 +125,11 @@ export class BubblewrapBackend implements Backend {
       : null;
     for (const e of this.enforcement(spec)) {
       if (!e.enforced) ctx.log.warn(`default ${e.limit} limit (${e.value}) is not enforced`, { server: spec.name, reason: e.detail });
+    }
+    const leaked = inheritedFds();
+    if (leaked.length > 0 && !this.warnedFds) {
+      this.warnedFds = true;
+      ctx.log.warn("the gateway inherited open file descriptors without close-on-exec; every sandbox inherits them too", { fds: leaked.join(","), hint: "start nucleus with only stdin, stdout and stderr open" });
     }
     const argv = leaf ? [host.shell, "-c", CGROUP_JOIN_SCRIPT, "nucleus-cgroup", ...leaf.procsFiles, "--", ...plan.argv] : plan.argv;
     const details: Record<string, string> = { hostname: plan.hostname, seccomp: host.arch };
