@@ -114,6 +114,7 @@ describe("bwrap argv builder", () => {
 
   it("refuses secret targets that could escape their directory or the shell", () => {
     expect(() => buildBwrapPlan({ spec, host, secrets: new Map([["../x", { value: "v", as: "file" }]]), egressSocket: null, wrapper: null })).toThrow(/cannot be delivered/);
+    expect(() => buildBwrapPlan({ spec, host, secrets: new Map([["..", { value: "v", as: "file" }]]), egressSocket: null, wrapper: null })).toThrow(/cannot be delivered/);
     expect(() => buildBwrapPlan({ spec, host, secrets: new Map([["A;B", { value: "v", as: "env" }]]), egressSocket: null, wrapper: null })).toThrow(/cannot be delivered/);
   });
 
