@@ -239,6 +239,13 @@ describe(`escape suite as ${who}${why}`, () => {
     expect(r.bytes as number).toBeLessThanOrEqual(64 * 1024 * 1024);
   });
 
+  test("filling /dev/shm stops at its size limit, and /dev itself is read-only", async () => {
+    const r = await a.attack("fill-tmp", { dir: "/dev/shm" });
+    expect(r).toMatchObject({ escaped: false, detail: "ENOSPC" });
+    expect(r.bytes as number).toBeLessThanOrEqual(64 * 1024 * 1024);
+    expect(await a.attack("fill-tmp", { dir: "/dev" })).toMatchObject({ escaped: false, detail: "EROFS", bytes: 0 });
+  });
+
   test("cannot open a TCP connection (host loopback listener)", async () => {
     expect((await a.attack("tcp", { host: "127.0.0.1", port: tcpPort })).escaped).toBe(false);
     expect(received).not.toContain("tcp4");

@@ -110,6 +110,9 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
   a.push("--proc", "/proc");
   // SECURITY: a minimal /dev (null, zero, full, random, urandom, tty, pts, shm); no /dev/mem, no disks.
   a.push("--dev", "/dev");
+  // SECURITY: bwrap's /dev is an unbounded writable tmpfs: POSIX shared memory gets its own bounded tmpfs,
+  // and /dev itself is made read-only below (device nodes stay usable).
+  a.push("--size", tmpBytes, "--tmpfs", "/dev/shm");
   // SECURITY: private, size-bounded /tmp and home, so filling them cannot exhaust host memory or disk.
   a.push("--size", tmpBytes, "--tmpfs", "/tmp");
   a.push("--size", tmpBytes, "--tmpfs", SANDBOX_HOME);
@@ -151,6 +154,7 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
   if (input.egressSocket) a.push("--bind", input.egressSocket, EGRESS_SOCKET);
   // SECURITY: the sandbox root (a tmpfs holding the mount points) becomes read-only too.
   a.push("--remount-ro", "/");
+  a.push("--remount-ro", "/dev");
   // SECURITY: the seccomp deny-list (see seccomp/filter.ts); AF_INET* only when an egress path exists.
   a.push("--seccomp", fd(buildSeccompFilter({ arch: host.arch, allowInet: input.egressSocket !== null })));
   a.push("--chdir", spec.launch.cwd ?? SANDBOX_HOME);
