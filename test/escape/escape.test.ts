@@ -150,12 +150,20 @@ describe(`escape suite as ${who}${why}`, () => {
   });
 
   test("cannot write outside the allowed paths", async () => {
-    for (const p of [join(home, "pwned"), "/etc/pwned", "/usr/pwned", "/pwned", join(dirname(base), "pwned-" + CANARY)]) {
-      const r = await a.attack("write-file", { path: p });
-      if (p.startsWith(home) || p.startsWith("/etc") || p.startsWith("/usr") || p === "/pwned") expect(r.escaped).toBe(false);
-    }
+    expect((await a.attack("write-file", { path: join(home, "pwned") })).escaped).toBe(false);
+    await a.attack("write-file", { path: join(dirname(base), `pwned-${CANARY}`) }); // lands in the private /tmp
     expect(existsSync(join(home, "pwned"))).toBe(false);
-    expect(existsSync(join(dirname(base), "pwned-" + CANARY))).toBe(false); // the sandbox's /tmp is private
+    expect(existsSync(join(dirname(base), `pwned-${CANARY}`))).toBe(false);
+    // Real system paths are only probed with access(W_OK), never written.
+    for (const path of ["/", "/usr/bin", "/etc", "/etc/passwd", "/home"]) {
+      expect([path, (await a.attack("writable", { path })).escaped]).toEqual([path, false]);
+    }
+  });
+
+  test("cannot write kernel settings through /proc (sysctl, sysrq)", async () => {
+    for (const path of ["/proc/sys/kernel/core_pattern", "/proc/sys/vm/drop_caches", "/proc/sys/fs/file-max", "/proc/sysrq-trigger"]) {
+      expect([path, (await a.attack("writable", { path })).escaped]).toEqual([path, false]);
+    }
   });
 
   test("cannot write into a read-only allowed path", async () => {

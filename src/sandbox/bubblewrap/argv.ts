@@ -155,6 +155,9 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
   // SECURITY: the sandbox root (a tmpfs holding the mount points) becomes read-only too.
   a.push("--remount-ro", "/");
   a.push("--remount-ro", "/dev");
+  // SECURITY: /proc read-only. When the gateway runs as root, the sandbox uid maps to host uid 0: without
+  // capabilities, but sysctl files check only the uid, so /proc/sys (core_pattern!) would be writable.
+  a.push("--remount-ro", "/proc");
   // SECURITY: the seccomp deny-list (see seccomp/filter.ts); AF_INET* only when an egress path exists.
   a.push("--seccomp", fd(buildSeccompFilter({ arch: host.arch, allowInet: input.egressSocket !== null })));
   a.push("--chdir", spec.launch.cwd ?? SANDBOX_HOME);

@@ -37,7 +37,7 @@ const secrets = new Map([
 describe("bwrap argv builder", () => {
   it("builds the argv for a network-less server without secrets", () => {
     const plan = buildBwrapPlan({ spec, host, secrets: new Map(), egressSocket: null, wrapper: null });
-    expect(plan.argv.join(" ")).toMatchInlineSnapshot(`"/usr/bin/bwrap --unshare-all --unshare-user --disable-userns --die-with-parent --new-session --cap-drop ALL --uid 1000 --gid 1000 --hostname nucleus-files --clearenv --setenv PATH /usr/local/bin:/usr/bin:/bin --setenv HOME /home/nucleus --setenv LANG C.UTF-8 --setenv TMPDIR /tmp --setenv USER nucleus --setenv LOG_LEVEL info --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --proc /proc --dev /dev --size 67108864 --tmpfs /dev/shm --size 67108864 --tmpfs /tmp --size 67108864 --tmpfs /home/nucleus --ro-bind-data 3 /etc/passwd --ro-bind-data 4 /etc/group --ro-bind-data 5 /etc/hosts --ro-bind /etc/ld.so.cache /etc/ld.so.cache --ro-bind /etc/ssl/certs /etc/ssl/certs --ro-bind /opt/mcp/fs /opt/mcp/fs --ro-bind /opt/mcp/node_modules /opt/mcp/node_modules --ro-bind /data/docs /data/docs --bind /data/docs/out /data/docs/out --remount-ro / --remount-ro /dev --seccomp 6 --chdir /home/nucleus -- /usr/bin/node /opt/mcp/fs/dist/index.js /data/docs"`);
+    expect(plan.argv.join(" ")).toMatchInlineSnapshot(`"/usr/bin/bwrap --unshare-all --unshare-user --disable-userns --die-with-parent --new-session --cap-drop ALL --uid 1000 --gid 1000 --hostname nucleus-files --clearenv --setenv PATH /usr/local/bin:/usr/bin:/bin --setenv HOME /home/nucleus --setenv LANG C.UTF-8 --setenv TMPDIR /tmp --setenv USER nucleus --setenv LOG_LEVEL info --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --proc /proc --dev /dev --size 67108864 --tmpfs /dev/shm --size 67108864 --tmpfs /tmp --size 67108864 --tmpfs /home/nucleus --ro-bind-data 3 /etc/passwd --ro-bind-data 4 /etc/group --ro-bind-data 5 /etc/hosts --ro-bind /etc/ld.so.cache /etc/ld.so.cache --ro-bind /etc/ssl/certs /etc/ssl/certs --ro-bind /opt/mcp/fs /opt/mcp/fs --ro-bind /opt/mcp/node_modules /opt/mcp/node_modules --ro-bind /data/docs /data/docs --bind /data/docs/out /data/docs/out --remount-ro / --remount-ro /dev --remount-ro /proc --seccomp 6 --chdir /home/nucleus -- /usr/bin/node /opt/mcp/fs/dist/index.js /data/docs"`);
     expect(plan.fdData).toHaveLength(4);
     expect(plan.fdData[0]!.toString()).toContain("nucleus:x:1000:1000:");
     expect(decode(plan.fdData[3]!).length).toBeGreaterThan(50);
@@ -70,6 +70,8 @@ describe("bwrap argv builder", () => {
         "/",
         "--remount-ro",
         "/dev",
+        "--remount-ro",
+        "/proc",
         "--seccomp",
         "8",
         "--chdir",
