@@ -30,6 +30,14 @@ export interface HostFacts {
   readonly shell: string;
 }
 
+/** A program that runs inside the sandbox in front of the server and execs it (argv of the server appended). */
+export interface SandboxWrapper {
+  /** argv prefix, absolute paths as seen inside (the same as on the host). */
+  readonly argv: readonly string[];
+  /** Host directories holding the wrapper's code, bound read-only at the same paths. */
+  readonly readOnlyDirs: readonly string[];
+}
+
 export interface BuildInput {
   readonly spec: ServerSpec;
   readonly host: HostFacts;
@@ -37,8 +45,8 @@ export interface BuildInput {
   readonly secrets: ReadonlyMap<string, { readonly value: string; readonly as: "env" | "file" }>;
   /** Host unix socket of the egress proxy, bound at /run/nucleus/egress.sock; null = no egress. */
   readonly egressSocket: string | null;
-  /** argv prefix run in front of the server (e.g. the egress agent); null = none. */
-  readonly wrapper: readonly string[] | null;
+  /** A program run in front of the server (e.g. the egress agent); null = none. */
+  readonly wrapper: SandboxWrapper | null;
   /** Identity inside the sandbox. */
   readonly uid?: number;
   readonly gid?: number;
@@ -124,7 +132,7 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
   // The interpreter's real location, when it is not already inside the runtime.
   if (!covered(host.interpreter)) a.push("--ro-bind", host.interpreter, host.interpreter);
   // The server's own code, read-only, at the same paths.
-  for (const d of [...spec.launch.codeDirs].sort()) {
+  for (const d of [...spec.launch.codeDirs, ...(input.wrapper?.readOnlyDirs ?? [])].sort()) {
     // SECURITY: a code dir exposes its neighbours; `/` would expose the whole host.
     if (!posix.isAbsolute(d) || posix.normalize(d) === "/") throw new Error(`server "${spec.name}" has code dir "${d}", which must be an absolute path other than /`);
     if (!covered(d)) a.push("--ro-bind", d, d);
@@ -163,7 +171,7 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
   a.push("--chdir", spec.launch.cwd ?? SANDBOX_HOME);
   a.push("--");
   if (envSecrets.length > 0) a.push(host.shell, "-c", LAUNCHER_SCRIPT, "nucleus-launch", ENV_FILE);
-  if (input.wrapper) a.push(...input.wrapper);
+  if (input.wrapper) a.push(...input.wrapper.argv);
   a.push(argv0 === host.interpreter || covered(argv0) ? argv0 : host.interpreter, ...spec.launch.argv.slice(1));
   return { argv: a, fdData, hostname };
 }

@@ -10,7 +10,7 @@ import { spawnSandbox } from "../process.js";
 import type { CgroupLayout, Controller } from "../cgroups/layout.js";
 import { CgroupLeaf, hostLayout, probeControllers, sweepStaleCgroups, type ControllerStatus, type PlaceOverrides } from "../cgroups/manager.js";
 import { seccompArchOf } from "../seccomp/syscalls.js";
-import { buildBwrapPlan } from "./argv.js";
+import { buildBwrapPlan, type SandboxWrapper } from "./argv.js";
 import { limitEnforcement, limitGaps, type LimitEnforcement } from "./enforcement.js";
 import { collectHostFacts, findBwrap, inheritedFds } from "./host.js";
 
@@ -20,7 +20,7 @@ export interface BubblewrapOptions {
   /** cgroup parents delegated by an administrator, per controller (e.g. for a non-root gateway). */
   readonly cgroupParents?: PlaceOverrides;
   /** argv prefix run in front of each server inside the sandbox (the egress agent); default none. */
-  readonly wrapper?: (spec: ServerSpec, ctx: LaunchContext) => readonly string[] | null;
+  readonly wrapper?: (spec: ServerSpec, ctx: LaunchContext) => SandboxWrapper | null;
 }
 
 /**

@@ -94,10 +94,16 @@ describe("bwrap argv builder", () => {
   });
 
   it("binds the egress socket and runs a wrapper in front of the server when asked", () => {
-    const plan = buildBwrapPlan({ spec, host, secrets: new Map(), egressSocket: "/run/user/0/nucleus/e.sock", wrapper: ["/usr/bin/node", "/opt/nucleus/agent.js", "--"] });
+    const plan = buildBwrapPlan({ spec, host, secrets: new Map(), egressSocket: "/run/user/0/nucleus/e.sock", wrapper: { argv: ["/usr/bin/node", "/opt/nucleus/agent/agent.js", "--"], readOnlyDirs: ["/opt/nucleus/agent"] } });
     const a = plan.argv.join(" ");
     expect(a).toContain("--bind /run/user/0/nucleus/e.sock /run/nucleus/egress.sock");
-    expect(a).toMatch(/-- \/usr\/bin\/node \/opt\/nucleus\/agent\.js -- \/usr\/bin\/node \/opt\/mcp\/fs\/dist\/index\.js/);
+    expect(a).toContain("--ro-bind /opt/nucleus/agent /opt/nucleus/agent");
+    expect(a).toMatch(/-- \/usr\/bin\/node \/opt\/nucleus\/agent\/agent\.js -- \/usr\/bin\/node \/opt\/mcp\/fs\/dist\/index\.js \/data\/docs$/);
+    // With an egress path, the seccomp filter allows AF_INET/AF_INET6 (the agent listens on loopback).
+    const fd = Number(plan.argv[plan.argv.indexOf("--seccomp") + 1]);
+    const noNet = buildBwrapPlan({ spec, host, secrets: new Map(), egressSocket: null, wrapper: null });
+    const fdNo = Number(noNet.argv[noNet.argv.indexOf("--seccomp") + 1]);
+    expect(plan.fdData[fd - 3]!.length).toBeGreaterThan(noNet.fdData[fdNo - 3]!.length);
   });
 
   it("binds an interpreter that lives outside the runtime at its real path", () => {
