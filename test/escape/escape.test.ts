@@ -293,6 +293,10 @@ describe(`escape suite as ${who}${why}`, () => {
     expect((await a.attack("list-dir", { path: "/sys" })).escaped).toBe(false);
     expect((await a.attack("read-file", { path: "/dev/mem" })).escaped).toBe(false);
     expect((await a.attack("read-file", { path: "/dev/kmsg" })).escaped).toBe(false);
+    for (const path of ["/proc/keys", "/proc/key-users", "/proc/timer_list", "/proc/slabinfo"]) {
+      const r = await a.attack("read-file", { path });
+      expect([path, r.escaped && r.detail !== ""]).toEqual([path, false]);
+    }
     expect(await a.attack("syscall", { attack: "keyctl" })).toMatchObject({ escaped: false, detail: "denied 1" });
     expect(await a.attack("syscall", { attack: "add-key" })).toMatchObject({ escaped: false, detail: "denied 1" });
   });

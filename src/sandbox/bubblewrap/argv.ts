@@ -28,6 +28,8 @@ export interface HostFacts {
   readonly interpreter: string;
   /** realpath of /bin/sh (runs the launcher when env secrets are delivered). */
   readonly shell: string;
+  /** /proc files that exist on this kernel and are masked with /dev/null (see PROC_MASKS in host.ts). */
+  readonly procMasks: readonly string[];
 }
 
 /** A program that runs inside the sandbox in front of the server and execs it (argv of the server appended). */
@@ -163,6 +165,9 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
   // SECURITY: the sandbox root (a tmpfs holding the mount points) becomes read-only too.
   a.push("--remount-ro", "/");
   a.push("--remount-ro", "/dev");
+  // SECURITY: kernel-wide information a root-mapped uid could read (key descriptions, timers of host
+  // processes, slab and page statistics that help exploits) is masked, as container runtimes do.
+  for (const m of host.procMasks) a.push("--ro-bind", "/dev/null", m);
   // SECURITY: /proc read-only. When the gateway runs as root, the sandbox uid maps to host uid 0: without
   // capabilities, but sysctl files check only the uid, so /proc/sys (core_pattern!) would be writable.
   a.push("--remount-ro", "/proc");

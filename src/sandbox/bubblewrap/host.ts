@@ -12,6 +12,12 @@ const RUNTIME_TOP = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx
 // and /etc/ssl/certs rather than /etc/ssl (which holds private keys on some hosts).
 const ETC_ENTRIES = ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/ssl/certs", "/etc/pki/tls/certs", "/etc/ca-certificates", "/etc/alternatives", "/etc/localtime", "/etc/nsswitch.conf"];
 
+/** /proc files masked inside the sandbox (bound to /dev/null) where the kernel has them. */
+export const PROC_MASKS = [
+  "/proc/keys", "/proc/key-users", "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats", "/proc/kcore",
+  "/proc/slabinfo", "/proc/vmallocinfo", "/proc/pagetypeinfo", "/proc/kpagecount", "/proc/kpageflags", "/proc/kpagecgroup",
+];
+
 export function findBwrap(pathEnv = process.env.PATH ?? ""): string | null {
   return whichSync("bwrap", pathEnv) ?? (existsSync("/usr/bin/bwrap") ? "/usr/bin/bwrap" : null);
 }
@@ -40,6 +46,7 @@ export function collectHostFacts(argv0: string, bwrap: string): HostFacts {
     etc: ETC_ENTRIES.filter((e) => existsSync(e)),
     interpreter: realpathSync(argv0),
     shell: realpathSync("/bin/sh"),
+    procMasks: PROC_MASKS.filter((p) => existsSync(p)),
   };
 }
 
