@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { doctorCommand } from "../../../src/cli/doctor.js";
 import { Logger } from "../../../src/log.js";
 import { findBwrap } from "../../../src/sandbox/bubblewrap/host.js";
+import { anyBackendUsable } from "../../../src/sandbox/host-checks.js";
 
 function ctx() {
   const stdout = new PassThrough();
@@ -30,5 +31,14 @@ describe("nucleus doctor", () => {
     const parsed = JSON.parse(out()) as { usable: boolean; checks: Array<{ name: string }> };
     expect(parsed.checks.map((x) => x.name)).toContain("seccomp");
     expect(await doctorCommand.run(["--bogus"], ctx().c)).toBe(2);
+  });
+});
+
+describe("anyBackendUsable", () => {
+  const c = (name: string, status: "ok" | "fail" | "info" | "warn") => ({ name, status, detail: "", fix: "" });
+  it("needs bubblewrap with user namespaces and seccomp, or a VM backend", () => {
+    expect(anyBackendUsable([c("bubblewrap", "ok"), c("user namespaces", "ok"), c("seccomp", "ok")])).toBe(true);
+    expect(anyBackendUsable([c("bubblewrap", "ok"), c("user namespaces", "fail"), c("seccomp", "ok"), c("qemu", "info")])).toBe(false);
+    expect(anyBackendUsable([c("bubblewrap", "fail"), c("qemu", "ok")])).toBe(true);
   });
 });
