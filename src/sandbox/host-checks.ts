@@ -73,6 +73,13 @@ export async function hostChecks(): Promise<HostCheck[]> {
     detail: probe.available ? `usable (max_user_namespaces=${maxNs ?? "?"}${clone !== null ? `, unprivileged_userns_clone=${clone}` : ""})` : probe.reason,
     fix: probe.available ? "" : probe.hints.join("; "),
   });
+  const asRoot = process.getuid?.() === 0;
+  out.push({
+    name: "gateway user",
+    status: asRoot ? "warn" : "ok",
+    detail: asRoot ? "root: bubblewrap sandboxes map to host uid 0 (without capabilities)" : `uid ${process.getuid?.()}: sandboxes map to this unprivileged user`,
+    fix: asRoot ? "run nucleus as a normal user where you can (a kernel bug inside a sandbox then yields that user, not root)" : "",
+  });
   const ctl = bw.controllers();
   for (const c of ["memory", "pids", "cpu"] as Controller[]) {
     out.push({
