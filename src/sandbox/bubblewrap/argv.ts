@@ -133,17 +133,18 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
   for (const e of host.etc) a.push("--ro-bind", e, e);
   // The interpreter's real location, when it is not already inside the runtime.
   if (!covered(host.interpreter)) a.push("--ro-bind", host.interpreter, host.interpreter);
-  // The server's own code, read-only, at the same paths.
-  for (const d of [...spec.launch.codeDirs, ...(input.wrapper?.readOnlyDirs ?? [])].sort()) {
+  // The server's own code (read-only) and its allowed paths, at the same paths, in one list ordered
+  // parents first, so no bind hides a nested one; at an equal path a code dir comes last (read-only wins).
+  const binds: Array<{ path: string; writable: boolean; code: boolean }> = [];
+  for (const d of [...spec.launch.codeDirs, ...(input.wrapper?.readOnlyDirs ?? [])]) {
     // SECURITY: a code dir exposes its neighbours; `/` would expose the whole host.
     if (!posix.isAbsolute(d) || posix.normalize(d) === "/") throw new Error(`server "${spec.name}" has code dir "${d}", which must be an absolute path other than /`);
-    if (!covered(d)) a.push("--ro-bind", d, d);
+    if (!covered(d)) binds.push({ path: d, writable: false, code: true });
   }
-  // Allowed paths, parents before children so a nested grant is not hidden.
-  for (const g of [...spec.paths].sort((x, y) => x.path.localeCompare(y.path))) {
-    // SECURITY: read-only unless the policy grants write.
-    a.push(g.writable ? "--bind" : "--ro-bind", g.path, g.path);
-  }
+  for (const g of spec.paths) binds.push({ path: g.path, writable: g.writable, code: false });
+  binds.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : Number(x.code) - Number(y.code)));
+  // SECURITY: read-only unless the policy grants write.
+  for (const b of binds) a.push(b.writable ? "--bind" : "--ro-bind", b.path, b.path);
 
   const envSecrets = [...input.secrets].filter(([, s]) => s.as === "env");
   const fileSecrets = [...input.secrets].filter(([, s]) => s.as === "file");
