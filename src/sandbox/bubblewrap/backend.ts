@@ -19,6 +19,12 @@ export interface BubblewrapOptions {
   readonly bwrapPath?: string;
   /** cgroup parents delegated by an administrator, per controller (e.g. for a non-root gateway). */
   readonly cgroupParents?: PlaceOverrides;
+  /**
+   * Host identity the sandboxes run as when the gateway is root (e.g. a dedicated system user), so that the
+   * sandbox uid maps to that user instead of host uid 0. Needs /usr/bin/setpriv (util-linux). Default: the
+   * gateway's own uid. Granted paths must then be accessible to this user.
+   */
+  readonly runAs?: { readonly uid: number; readonly gid: number };
   /** argv prefix run in front of each server inside the sandbox (the egress agent); default none. */
   readonly wrapper?: (spec: ServerSpec, ctx: LaunchContext) => SandboxWrapper | null;
 }
@@ -79,6 +85,16 @@ export class BubblewrapBackend implements Backend {
     return { available: true, reason: `${this.bwrap} creates user, mount, pid and network namespaces`, hints: [] };
   }
 
+  /** setpriv prefix that drops to `runAs` after the cgroups are joined (joining may need root). */
+  private dropTo(): string[] {
+    const r = this.opts.runAs;
+    if (!r) return [];
+    if (process.getuid?.() !== 0) throw refused("runAs needs a gateway running as root", "remove the runAs option, or start the gateway as root");
+    // SECURITY: real and effective uid/gid, no supplementary groups, no inheritable capabilities; the kernel
+    // clears the permitted and effective sets on the switch away from uid 0.
+    return ["/usr/bin/setpriv", "--reuid", String(r.uid), "--regid", String(r.gid), "--clear-groups", "--inh-caps=-all", "--"];
+  }
+
   /** How each resource limit of `spec` is (or is not) enforced on this host; for `explain` and `doctor`. */
   enforcement(spec: ServerSpec): LimitEnforcement[] {
     return limitEnforcement(spec, this.controllers());
@@ -105,6 +121,7 @@ export class BubblewrapBackend implements Backend {
     const gaps = await this.gaps(spec);
     if (gaps.length > 0) throw refused(gaps.map((g) => g.message).join("; "), gaps[0]!.hint);
     if (!this.bwrap) throw refused("bwrap (bubblewrap) is not installed", "install it: apt-get install bubblewrap");
+    const drop = this.dropTo();
     const argv0 = spec.launch.argv[0];
     if (!argv0) throw new Error(`server "${spec.name}" has no resolved command`);
     const host = collectHostFacts(argv0, this.bwrap);
@@ -131,8 +148,9 @@ export class BubblewrapBackend implements Backend {
       this.warnedFds = true;
       ctx.log.warn("the gateway inherited open file descriptors without close-on-exec; every sandbox inherits them too", { fds: leaked.join(","), hint: "start nucleus with only stdin, stdout and stderr open" });
     }
-    const argv = leaf ? [host.shell, "-c", CGROUP_JOIN_SCRIPT, "nucleus-cgroup", ...leaf.procsFiles, "--", ...plan.argv] : plan.argv;
+    const argv = [...(leaf ? [host.shell, "-c", CGROUP_JOIN_SCRIPT, "nucleus-cgroup", ...leaf.procsFiles, "--"] : []), ...drop, ...plan.argv];
     const details: Record<string, string> = { hostname: plan.hostname, seccomp: host.arch };
+    if (this.opts.runAs) details.runAs = `${this.opts.runAs.uid}:${this.opts.runAs.gid}`;
     if (leaf) for (const [c, d] of leaf.dirs) details[`cgroup.${c}`] = d;
     try {
       return await spawnSandbox({
