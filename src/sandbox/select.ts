@@ -3,7 +3,7 @@
 // qemu with KVM, then bubblewrap. `unsandboxed` is only ever chosen by name.
 // Not responsible for enforcing anything: the chosen backend's gaps() does that.
 
-import { accessSync, constants } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import type { BackendChoice, BackendName, ServerSpec } from "../config/spec.js";
 import { NucleusError, ExitCode } from "../errors.js";
 import type { Backend } from "./backend.js";
@@ -15,13 +15,14 @@ export interface Selection {
 }
 
 export interface SelectionFacts {
-  /** /dev/kvm can be opened read-write (QEMU is only an `auto` choice with KVM). */
+  /** /dev/kvm opens read-write (QEMU is only an `auto` choice with KVM). */
   readonly kvm: boolean;
 }
 
 export function kvmUsable(): boolean {
   try {
-    accessSync("/dev/kvm", constants.R_OK | constants.W_OK);
+    // Opening, not access(): root passes access() on a device the kernel then refuses.
+    closeSync(openSync("/dev/kvm", "r+"));
     return true;
   } catch {
     return false;

@@ -150,12 +150,20 @@ describe(`escape suite as ${who}${why}`, () => {
   });
 
   test("cannot write outside the allowed paths", async () => {
-    for (const p of [join(home, "pwned"), "/etc/pwned", "/usr/pwned", "/pwned", join(dirname(base), "pwned-" + CANARY)]) {
-      const r = await a.attack("write-file", { path: p });
-      if (p.startsWith(home) || p.startsWith("/etc") || p.startsWith("/usr") || p === "/pwned") expect(r.escaped).toBe(false);
-    }
+    expect((await a.attack("write-file", { path: join(home, "pwned") })).escaped).toBe(false);
+    await a.attack("write-file", { path: join(dirname(base), `pwned-${CANARY}`) }); // lands in the private /tmp
     expect(existsSync(join(home, "pwned"))).toBe(false);
-    expect(existsSync(join(dirname(base), "pwned-" + CANARY))).toBe(false); // the sandbox's /tmp is private
+    expect(existsSync(join(dirname(base), `pwned-${CANARY}`))).toBe(false);
+    // Real system paths are only probed with access(W_OK), never written.
+    for (const path of ["/", "/usr/bin", "/etc", "/etc/passwd", "/home"]) {
+      expect([path, (await a.attack("writable", { path })).escaped]).toEqual([path, false]);
+    }
+  });
+
+  test("cannot write kernel settings through /proc (sysctl, sysrq)", async () => {
+    for (const path of ["/proc/sys/kernel/core_pattern", "/proc/sys/vm/drop_caches", "/proc/sys/fs/file-max", "/proc/sysrq-trigger"]) {
+      expect([path, (await a.attack("writable", { path })).escaped]).toEqual([path, false]);
+    }
   });
 
   test("cannot write into a read-only allowed path", async () => {
@@ -239,6 +247,13 @@ describe(`escape suite as ${who}${why}`, () => {
     expect(r.bytes as number).toBeLessThanOrEqual(64 * 1024 * 1024);
   });
 
+  test("filling /dev/shm stops at its size limit, and /dev itself is read-only", async () => {
+    const r = await a.attack("fill-tmp", { dir: "/dev/shm" });
+    expect(r).toMatchObject({ escaped: false, detail: "ENOSPC" });
+    expect(r.bytes as number).toBeLessThanOrEqual(64 * 1024 * 1024);
+    expect(await a.attack("fill-tmp", { dir: "/dev" })).toMatchObject({ escaped: false, detail: "EROFS", bytes: 0 });
+  });
+
   test("cannot open a TCP connection (host loopback listener)", async () => {
     expect((await a.attack("tcp", { host: "127.0.0.1", port: tcpPort })).escaped).toBe(false);
     expect(received).not.toContain("tcp4");
@@ -278,6 +293,10 @@ describe(`escape suite as ${who}${why}`, () => {
     expect((await a.attack("list-dir", { path: "/sys" })).escaped).toBe(false);
     expect((await a.attack("read-file", { path: "/dev/mem" })).escaped).toBe(false);
     expect((await a.attack("read-file", { path: "/dev/kmsg" })).escaped).toBe(false);
+    for (const path of ["/proc/keys", "/proc/key-users", "/proc/timer_list", "/proc/slabinfo"]) {
+      const r = await a.attack("read-file", { path });
+      expect([path, r.escaped && r.detail !== ""]).toEqual([path, false]);
+    }
     expect(await a.attack("syscall", { attack: "keyctl" })).toMatchObject({ escaped: false, detail: "denied 1" });
     expect(await a.attack("syscall", { attack: "add-key" })).toMatchObject({ escaped: false, detail: "denied 1" });
   });

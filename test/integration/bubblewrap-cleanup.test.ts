@@ -11,6 +11,7 @@ import { findBwrap } from "../../src/sandbox/bubblewrap/host.js";
 import { launchHostile, makeBackend } from "../escape/harness.js";
 
 const noBwrap = findBwrap() === null;
+const skipNote = noBwrap ? " (skipped: bwrap is not installed)" : "";
 const repo = resolve(import.meta.dirname, "..", "..");
 
 function processesWith(marker: string): number[] {
@@ -40,7 +41,7 @@ const bwrapTemps = () => readdirSync(tmpdir()).filter((n) => /bwrap|nucleus-bw/.
 const cgroupDirs = (details: Readonly<Record<string, string>>) => Object.entries(details).filter(([k]) => k.startsWith("cgroup.")).map(([, v]) => v);
 
 describe("bubblewrap cleanup", () => {
-  it.skipIf(noBwrap)("leaves no process, mount, cgroup or temp dir after stop() (skipped: bwrap is not installed)", async () => {
+  it.skipIf(noBwrap)(`leaves no process, mount, cgroup or temp dir after stop()${skipNote}`, async () => {
     const before = { mounts: mounts(), temps: bwrapTemps() };
     const h = await launchHostile(makeBackend(), "stopme");
     const inside = (await h.attack("whoami")) as { detail: { pid: number } };
@@ -54,7 +55,7 @@ describe("bubblewrap cleanup", () => {
     expect(bwrapTemps()).toEqual(before.temps);
   });
 
-  it.skipIf(noBwrap)("leaves no process or mount when the gateway is SIGKILLed; its cgroups are swept (skipped: bwrap is not installed)", async () => {
+  it.skipIf(noBwrap)(`leaves no process or mount when the gateway is SIGKILLed; its cgroups are swept${skipNote}`, async () => {
     const marker = `nucleus-orphan-${randomBytes(6).toString("hex")}`;
     const before = mounts();
     const gw = spawn(process.execPath, [join(repo, "node_modules", "vite-node", "vite-node.mjs"), "test/fixtures/gateway-like.ts", marker], { cwd: repo, stdio: ["ignore", "pipe", "inherit"] });

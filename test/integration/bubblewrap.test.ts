@@ -17,6 +17,7 @@ const filesystem = require.resolve("@modelcontextprotocol/server-filesystem/dist
 const nodeModules = nodeModulesOf(everything);
 const log = new Logger({ level: "silent" });
 const noBwrap = findBwrap() === null;
+const skipNote = noBwrap ? " (skipped: bwrap is not installed)" : "";
 
 const sandboxes: Sandbox[] = [];
 const temps: string[] = [];
@@ -26,7 +27,7 @@ afterEach(async () => {
 });
 
 describe("bubblewrap backend with real MCP servers", () => {
-  it.skipIf(noBwrap)("runs server-everything (skipped: bwrap is not installed)", async () => {
+  it.skipIf(noBwrap)(`runs server-everything${skipNote}`, async () => {
     const backend = new BubblewrapBackend();
     const spec = makeSpec({ name: "everything", argv: [process.execPath, everything], launch: { argv: [process.execPath, everything], args: [], package: null, cwd: null, env: {}, codeDirs: [nodeModules] } });
     const sandbox = await backend.launch(spec, { secrets: new Map(), log, egressSocket: null });
@@ -38,7 +39,7 @@ describe("bubblewrap backend with real MCP servers", () => {
     expect(exit.cause).toBe("stopped");
   });
 
-  it.skipIf(noBwrap)("server-filesystem sees only its allowed directory (skipped: bwrap is not installed)", async () => {
+  it.skipIf(noBwrap)(`server-filesystem sees only its allowed directory${skipNote}`, async () => {
     const root = realpathSync(mkdtempSync(join(tmpdir(), "nucleus-fs-")));
     temps.push(root);
     const allowed = join(root, "allowed");

@@ -28,6 +28,16 @@ export interface HostFacts {
   readonly interpreter: string;
   /** realpath of /bin/sh (runs the launcher when env secrets are delivered). */
   readonly shell: string;
+  /** /proc files that exist on this kernel and are masked with /dev/null (see PROC_MASKS in host.ts). */
+  readonly procMasks: readonly string[];
+}
+
+/** A program that runs inside the sandbox in front of the server and execs it (argv of the server appended). */
+export interface SandboxWrapper {
+  /** argv prefix, absolute paths as seen inside (the same as on the host). */
+  readonly argv: readonly string[];
+  /** Host directories holding the wrapper's code, bound read-only at the same paths. */
+  readonly readOnlyDirs: readonly string[];
 }
 
 export interface BuildInput {
@@ -37,8 +47,8 @@ export interface BuildInput {
   readonly secrets: ReadonlyMap<string, { readonly value: string; readonly as: "env" | "file" }>;
   /** Host unix socket of the egress proxy, bound at /run/nucleus/egress.sock; null = no egress. */
   readonly egressSocket: string | null;
-  /** argv prefix run in front of the server (e.g. the egress agent); null = none. */
-  readonly wrapper: readonly string[] | null;
+  /** A program run in front of the server (e.g. the egress agent); null = none. */
+  readonly wrapper: SandboxWrapper | null;
   /** Identity inside the sandbox. */
   readonly uid?: number;
   readonly gid?: number;
@@ -110,6 +120,9 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
   a.push("--proc", "/proc");
   // SECURITY: a minimal /dev (null, zero, full, random, urandom, tty, pts, shm); no /dev/mem, no disks.
   a.push("--dev", "/dev");
+  // SECURITY: bwrap's /dev is an unbounded writable tmpfs: POSIX shared memory gets its own bounded tmpfs,
+  // and /dev itself is made read-only below (device nodes stay usable).
+  a.push("--size", tmpBytes, "--tmpfs", "/dev/shm");
   // SECURITY: private, size-bounded /tmp and home, so filling them cannot exhaust host memory or disk.
   a.push("--size", tmpBytes, "--tmpfs", "/tmp");
   a.push("--size", tmpBytes, "--tmpfs", SANDBOX_HOME);
@@ -120,13 +133,18 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
   for (const e of host.etc) a.push("--ro-bind", e, e);
   // The interpreter's real location, when it is not already inside the runtime.
   if (!covered(host.interpreter)) a.push("--ro-bind", host.interpreter, host.interpreter);
-  // The server's own code, read-only, at the same paths.
-  for (const d of [...spec.launch.codeDirs].sort()) if (!covered(d)) a.push("--ro-bind", d, d);
-  // Allowed paths, parents before children so a nested grant is not hidden.
-  for (const g of [...spec.paths].sort((x, y) => x.path.localeCompare(y.path))) {
-    // SECURITY: read-only unless the policy grants write.
-    a.push(g.writable ? "--bind" : "--ro-bind", g.path, g.path);
+  // The server's own code (read-only) and its allowed paths, at the same paths, in one list ordered
+  // parents first, so no bind hides a nested one; at an equal path a code dir comes last (read-only wins).
+  const binds: Array<{ path: string; writable: boolean; code: boolean }> = [];
+  for (const d of [...spec.launch.codeDirs, ...(input.wrapper?.readOnlyDirs ?? [])]) {
+    // SECURITY: a code dir exposes its neighbours; `/` would expose the whole host.
+    if (!posix.isAbsolute(d) || posix.normalize(d) === "/") throw new Error(`server "${spec.name}" has code dir "${d}", which must be an absolute path other than /`);
+    if (!covered(d)) binds.push({ path: d, writable: false, code: true });
   }
+  for (const g of spec.paths) binds.push({ path: g.path, writable: g.writable, code: false });
+  binds.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : Number(x.code) - Number(y.code)));
+  // SECURITY: read-only unless the policy grants write.
+  for (const b of binds) a.push(b.writable ? "--bind" : "--ro-bind", b.path, b.path);
 
   const envSecrets = [...input.secrets].filter(([, s]) => s.as === "env");
   const fileSecrets = [...input.secrets].filter(([, s]) => s.as === "file");
@@ -147,12 +165,19 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
   if (input.egressSocket) a.push("--bind", input.egressSocket, EGRESS_SOCKET);
   // SECURITY: the sandbox root (a tmpfs holding the mount points) becomes read-only too.
   a.push("--remount-ro", "/");
+  a.push("--remount-ro", "/dev");
+  // SECURITY: kernel-wide information a root-mapped uid could read (key descriptions, timers of host
+  // processes, slab and page statistics that help exploits) is masked, as container runtimes do.
+  for (const m of host.procMasks) a.push("--ro-bind", "/dev/null", m);
+  // SECURITY: /proc read-only. When the gateway runs as root, the sandbox uid maps to host uid 0: without
+  // capabilities, but sysctl files check only the uid, so /proc/sys (core_pattern!) would be writable.
+  a.push("--remount-ro", "/proc");
   // SECURITY: the seccomp deny-list (see seccomp/filter.ts); AF_INET* only when an egress path exists.
   a.push("--seccomp", fd(buildSeccompFilter({ arch: host.arch, allowInet: input.egressSocket !== null })));
   a.push("--chdir", spec.launch.cwd ?? SANDBOX_HOME);
   a.push("--");
   if (envSecrets.length > 0) a.push(host.shell, "-c", LAUNCHER_SCRIPT, "nucleus-launch", ENV_FILE);
-  if (input.wrapper) a.push(...input.wrapper);
+  if (input.wrapper) a.push(...input.wrapper.argv);
   a.push(argv0 === host.interpreter || covered(argv0) ? argv0 : host.interpreter, ...spec.launch.argv.slice(1));
   return { argv: a, fdData, hostname };
 }

@@ -10,17 +10,23 @@ import { spawnSandbox } from "../process.js";
 import type { CgroupLayout, Controller } from "../cgroups/layout.js";
 import { CgroupLeaf, hostLayout, probeControllers, sweepStaleCgroups, type ControllerStatus, type PlaceOverrides } from "../cgroups/manager.js";
 import { seccompArchOf } from "../seccomp/syscalls.js";
-import { buildBwrapPlan } from "./argv.js";
+import { buildBwrapPlan, type SandboxWrapper } from "./argv.js";
 import { limitEnforcement, limitGaps, type LimitEnforcement } from "./enforcement.js";
-import { collectHostFacts, findBwrap } from "./host.js";
+import { collectHostFacts, findBwrap, inheritedFds } from "./host.js";
 
 export interface BubblewrapOptions {
   /** Path of bwrap; default: found on PATH. */
   readonly bwrapPath?: string;
   /** cgroup parents delegated by an administrator, per controller (e.g. for a non-root gateway). */
   readonly cgroupParents?: PlaceOverrides;
+  /**
+   * Host identity the sandboxes run as when the gateway is root (e.g. a dedicated system user), so that the
+   * sandbox uid maps to that user instead of host uid 0. Needs /usr/bin/setpriv (util-linux). Default: the
+   * gateway's own uid. Granted paths must then be accessible to this user.
+   */
+  readonly runAs?: { readonly uid: number; readonly gid: number };
   /** argv prefix run in front of each server inside the sandbox (the egress agent); default none. */
-  readonly wrapper?: (spec: ServerSpec, ctx: LaunchContext) => readonly string[] | null;
+  readonly wrapper?: (spec: ServerSpec, ctx: LaunchContext) => SandboxWrapper | null;
 }
 
 /**
@@ -34,6 +40,8 @@ export class BubblewrapBackend implements Backend {
   private readonly bwrap: string | null;
   private layoutCache: CgroupLayout | null = null;
   private controllersCache: Record<Controller, ControllerStatus> | null = null;
+  private probeCache: Promise<ProbeResult> | null = null;
+  private warnedFds = false;
 
   constructor(private readonly opts: BubblewrapOptions = {}) {
     this.bwrap = opts.bwrapPath ?? findBwrap();
@@ -53,7 +61,12 @@ export class BubblewrapBackend implements Backend {
     return sweepStaleCgroups(this.layout());
   }
 
-  async probe(): Promise<ProbeResult> {
+  /** Probed once per backend object (it spawns bwrap). */
+  probe(): Promise<ProbeResult> {
+    return (this.probeCache ??= this.probeNow());
+  }
+
+  private async probeNow(): Promise<ProbeResult> {
     if (!this.bwrap) {
       return { available: false, reason: "bwrap (bubblewrap) is not installed", hints: ["install it: apt-get install bubblewrap (or run scripts/setup.sh as root)"] };
     }
@@ -70,6 +83,16 @@ export class BubblewrapBackend implements Backend {
       };
     }
     return { available: true, reason: `${this.bwrap} creates user, mount, pid and network namespaces`, hints: [] };
+  }
+
+  /** setpriv prefix that drops to `runAs` after the cgroups are joined (joining may need root). */
+  private dropTo(): string[] {
+    const r = this.opts.runAs;
+    if (!r) return [];
+    if (process.getuid?.() !== 0) throw refused("runAs needs a gateway running as root", "remove the runAs option, or start the gateway as root");
+    // SECURITY: real and effective uid/gid, no supplementary groups, no inheritable capabilities; the kernel
+    // clears the permitted and effective sets on the switch away from uid 0.
+    return ["/usr/bin/setpriv", "--reuid", String(r.uid), "--regid", String(r.gid), "--clear-groups", "--inh-caps=-all", "--"];
   }
 
   /** How each resource limit of `spec` is (or is not) enforced on this host; for `explain` and `doctor`. */
@@ -98,6 +121,7 @@ export class BubblewrapBackend implements Backend {
     const gaps = await this.gaps(spec);
     if (gaps.length > 0) throw refused(gaps.map((g) => g.message).join("; "), gaps[0]!.hint);
     if (!this.bwrap) throw refused("bwrap (bubblewrap) is not installed", "install it: apt-get install bubblewrap");
+    const drop = this.dropTo();
     const argv0 = spec.launch.argv[0];
     if (!argv0) throw new Error(`server "${spec.name}" has no resolved command`);
     const host = collectHostFacts(argv0, this.bwrap);
@@ -119,8 +143,14 @@ export class BubblewrapBackend implements Backend {
     for (const e of this.enforcement(spec)) {
       if (!e.enforced) ctx.log.warn(`default ${e.limit} limit (${e.value}) is not enforced`, { server: spec.name, reason: e.detail });
     }
-    const argv = leaf ? [host.shell, "-c", CGROUP_JOIN_SCRIPT, "nucleus-cgroup", ...leaf.procsFiles, "--", ...plan.argv] : plan.argv;
+    const leaked = inheritedFds();
+    if (leaked.length > 0 && !this.warnedFds) {
+      this.warnedFds = true;
+      ctx.log.warn("the gateway inherited open file descriptors without close-on-exec; every sandbox inherits them too", { fds: leaked.join(","), hint: "start nucleus with only stdin, stdout and stderr open" });
+    }
+    const argv = [...(leaf ? [host.shell, "-c", CGROUP_JOIN_SCRIPT, "nucleus-cgroup", ...leaf.procsFiles, "--"] : []), ...drop, ...plan.argv];
     const details: Record<string, string> = { hostname: plan.hostname, seccomp: host.arch };
+    if (this.opts.runAs) details.runAs = `${this.opts.runAs.uid}:${this.opts.runAs.gid}`;
     if (leaf) for (const [c, d] of leaf.dirs) details[`cgroup.${c}`] = d;
     try {
       return await spawnSandbox({

@@ -30,11 +30,11 @@ export function renderHosts(hostname: string): string {
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+const FILE_NAME = /^[A-Za-z0-9_.-]+$/;
 
 /** A secret target the sandbox can receive: env names are shell-safe, file names stay inside SECRET_FILE_DIR. */
 export function validSecretTarget(target: string, as: "env" | "file"): boolean {
-  return as === "env" ? ENV_NAME.test(target) : FILE_NAME.test(target) && target.length <= 128;
+  return as === "env" ? ENV_NAME.test(target) : FILE_NAME.test(target) && target !== "." && target !== ".." && target.length <= 128;
 }
 
 /** `NAME='value'` lines for a POSIX shell; a value may hold any character but NUL. */

@@ -2,7 +2,7 @@
 // layout, which /etc files exist, the interpreter's real path). Thin I/O;
 // every decision about what to bind lives in argv.ts.
 
-import { existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, realpathSync } from "node:fs";
 import { whichSync } from "../which.js";
 import { seccompArchOf } from "../seccomp/syscalls.js";
 import type { HostFacts, RuntimeEntry } from "./argv.js";
@@ -11,6 +11,12 @@ const RUNTIME_TOP = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx
 // SECURITY: only what a runtime needs from /etc; never the whole /etc (shadow, ssh keys, resolv.conf),
 // and /etc/ssl/certs rather than /etc/ssl (which holds private keys on some hosts).
 const ETC_ENTRIES = ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/ssl/certs", "/etc/pki/tls/certs", "/etc/ca-certificates", "/etc/alternatives", "/etc/localtime", "/etc/nsswitch.conf"];
+
+/** /proc files masked inside the sandbox (bound to /dev/null) where the kernel has them. */
+export const PROC_MASKS = [
+  "/proc/keys", "/proc/key-users", "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats", "/proc/kcore",
+  "/proc/slabinfo", "/proc/vmallocinfo", "/proc/pagetypeinfo", "/proc/kpagecount", "/proc/kpageflags", "/proc/kpagecgroup",
+];
 
 export function findBwrap(pathEnv = process.env.PATH ?? ""): string | null {
   return whichSync("bwrap", pathEnv) ?? (existsSync("/usr/bin/bwrap") ? "/usr/bin/bwrap" : null);
@@ -40,5 +46,31 @@ export function collectHostFacts(argv0: string, bwrap: string): HostFacts {
     etc: ETC_ENTRIES.filter((e) => existsSync(e)),
     interpreter: realpathSync(argv0),
     shell: realpathSync("/bin/sh"),
+    procMasks: PROC_MASKS.filter((p) => existsSync(p)),
   };
+}
+
+const O_CLOEXEC = 0o2000000;
+
+/**
+ * fds above 2 that this process holds without close-on-exec: every child,
+ * sandboxed ones included, inherits them (bwrap 0.8 cannot close them).
+ */
+export function inheritedFds(): number[] {
+  const out: number[] = [];
+  let fds: string[];
+  try {
+    fds = readdirSync("/proc/self/fd");
+  } catch {
+    return out;
+  }
+  for (const fd of fds.map(Number).filter((n) => n > 2)) {
+    try {
+      const flags = /^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))?.[1];
+      if (flags !== undefined && (parseInt(flags, 8) & O_CLOEXEC) === 0) out.push(fd);
+    } catch {
+      /* closed meanwhile (e.g. the fd readdir itself used) */
+    }
+  }
+  return out;
 }

@@ -148,3 +148,33 @@ export function parseOomKills(text: string): number {
   const m = /^oom_kill\s+(\d+)/m.exec(text);
   return m ? Number(m[1]) : 0;
 }
+
+/**
+ * cgroup v2 forbids enabling a controller for children of a cgroup that holds
+ * processes, and the gateway's own cgroup usually does (a systemd scope with
+ * the shell in it). So the v2 controllers move to the nearest cgroup, from the
+ * gateway's own one up to the mount root, that already enables all of them for
+ * its children and that this user may create children in. They must share one
+ * directory: a process is in exactly one v2 cgroup. Without such a cgroup the
+ * own one stays (the probe then reports why it fails).
+ */
+export function preferDelegatedV2(
+  layout: CgroupLayout,
+  mountRoot: string,
+  subtreeControl: (dir: string) => string | null,
+  writable: (dir: string) => boolean,
+): CgroupLayout {
+  const v2 = CONTROLLERS.filter((c) => layout.places[c]?.version === 2);
+  const start = v2.length > 0 ? layout.places[v2[0]!]!.parent : null;
+  if (!start) return layout;
+  for (let dir = start; dir.startsWith(mountRoot); dir = posix.dirname(dir)) {
+    const enabled = (subtreeControl(dir) ?? "").split(/\s+/);
+    if (v2.every((c) => enabled.includes(c)) && writable(dir)) {
+      const places: Partial<Record<Controller, ControllerPlace>> = { ...layout.places };
+      for (const c of v2) places[c] = { version: 2, parent: dir };
+      return { places, missing: layout.missing };
+    }
+    if (dir === mountRoot || dir === "/") break;
+  }
+  return layout;
+}

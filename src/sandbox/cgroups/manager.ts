@@ -3,10 +3,10 @@
 // that died. Thin I/O over layout.ts; not responsible for choosing limits.
 
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
+import { accessSync, constants, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { posix } from "node:path";
 import {
-  CONTROLLERS, detectLayout, leafName, leafOwner, limitWrites, parseOomKills,
+  CONTROLLERS, detectLayout, leafName, leafOwner, limitWrites, parseMountinfo, parseOomKills, preferDelegatedV2,
   type CgroupLayout, type Controller, type ControllerPlace, type LimitValues,
 } from "./layout.js";
 
@@ -25,7 +25,17 @@ export function hostLayout(overrides: PlaceOverrides = {}): CgroupLayout {
   const base = detectLayout(readOrNull("/proc/self/mountinfo") ?? "", readOrNull("/proc/self/cgroup") ?? "", (d) =>
     readOrNull(posix.join(d, "cgroup.controllers")),
   );
-  const places = { ...base.places, ...overrides };
+  const v2Root = parseMountinfo(readOrNull("/proc/self/mountinfo") ?? "").find((m) => m.fsType === "cgroup2")?.mountPoint ?? "/sys/fs/cgroup";
+  const writable = (d: string) => {
+    try {
+      accessSync(d, constants.W_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const delegated = preferDelegatedV2(base, v2Root, (d) => readOrNull(posix.join(d, "cgroup.subtree_control")), writable);
+  const places = { ...delegated.places, ...overrides };
   const missing = { ...base.missing };
   for (const c of Object.keys(overrides) as Controller[]) delete missing[c];
   return { places, missing };

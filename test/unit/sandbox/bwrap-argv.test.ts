@@ -16,6 +16,7 @@ const host: HostFacts = {
   etc: ["/etc/ld.so.cache", "/etc/ssl/certs"],
   interpreter: "/usr/bin/node",
   shell: "/usr/bin/dash",
+  procMasks: ["/proc/keys", "/proc/timer_list"],
 };
 
 const argv = ["/usr/bin/node", "/opt/mcp/fs/dist/index.js", "/data/docs"];
@@ -37,7 +38,7 @@ const secrets = new Map([
 describe("bwrap argv builder", () => {
   it("builds the argv for a network-less server without secrets", () => {
     const plan = buildBwrapPlan({ spec, host, secrets: new Map(), egressSocket: null, wrapper: null });
-    expect(plan.argv.join(" ")).toMatchInlineSnapshot(`"/usr/bin/bwrap --unshare-all --unshare-user --disable-userns --die-with-parent --new-session --cap-drop ALL --uid 1000 --gid 1000 --hostname nucleus-files --clearenv --setenv PATH /usr/local/bin:/usr/bin:/bin --setenv HOME /home/nucleus --setenv LANG C.UTF-8 --setenv TMPDIR /tmp --setenv USER nucleus --setenv LOG_LEVEL info --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --proc /proc --dev /dev --size 67108864 --tmpfs /tmp --size 67108864 --tmpfs /home/nucleus --ro-bind-data 3 /etc/passwd --ro-bind-data 4 /etc/group --ro-bind-data 5 /etc/hosts --ro-bind /etc/ld.so.cache /etc/ld.so.cache --ro-bind /etc/ssl/certs /etc/ssl/certs --ro-bind /opt/mcp/fs /opt/mcp/fs --ro-bind /opt/mcp/node_modules /opt/mcp/node_modules --ro-bind /data/docs /data/docs --bind /data/docs/out /data/docs/out --remount-ro / --seccomp 6 --chdir /home/nucleus -- /usr/bin/node /opt/mcp/fs/dist/index.js /data/docs"`);
+    expect(plan.argv.join(" ")).toMatchInlineSnapshot(`"/usr/bin/bwrap --unshare-all --unshare-user --disable-userns --die-with-parent --new-session --cap-drop ALL --uid 1000 --gid 1000 --hostname nucleus-files --clearenv --setenv PATH /usr/local/bin:/usr/bin:/bin --setenv HOME /home/nucleus --setenv LANG C.UTF-8 --setenv TMPDIR /tmp --setenv USER nucleus --setenv LOG_LEVEL info --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --proc /proc --dev /dev --size 67108864 --tmpfs /dev/shm --size 67108864 --tmpfs /tmp --size 67108864 --tmpfs /home/nucleus --ro-bind-data 3 /etc/passwd --ro-bind-data 4 /etc/group --ro-bind-data 5 /etc/hosts --ro-bind /etc/ld.so.cache /etc/ld.so.cache --ro-bind /etc/ssl/certs /etc/ssl/certs --ro-bind /data/docs /data/docs --bind /data/docs/out /data/docs/out --ro-bind /opt/mcp/fs /opt/mcp/fs --ro-bind /opt/mcp/node_modules /opt/mcp/node_modules --remount-ro / --remount-ro /dev --ro-bind /dev/null /proc/keys --ro-bind /dev/null /proc/timer_list --remount-ro /proc --seccomp 6 --chdir /home/nucleus -- /usr/bin/node /opt/mcp/fs/dist/index.js /data/docs"`);
     expect(plan.fdData).toHaveLength(4);
     expect(plan.fdData[0]!.toString()).toContain("nucleus:x:1000:1000:");
     expect(decode(plan.fdData[3]!).length).toBeGreaterThan(50);
@@ -68,6 +69,16 @@ describe("bwrap argv builder", () => {
         "/run/secrets/db.pem",
         "--remount-ro",
         "/",
+        "--remount-ro",
+        "/dev",
+        "--ro-bind",
+        "/dev/null",
+        "/proc/keys",
+        "--ro-bind",
+        "/dev/null",
+        "/proc/timer_list",
+        "--remount-ro",
+        "/proc",
         "--seccomp",
         "8",
         "--chdir",
@@ -90,10 +101,16 @@ describe("bwrap argv builder", () => {
   });
 
   it("binds the egress socket and runs a wrapper in front of the server when asked", () => {
-    const plan = buildBwrapPlan({ spec, host, secrets: new Map(), egressSocket: "/run/user/0/nucleus/e.sock", wrapper: ["/usr/bin/node", "/opt/nucleus/agent.js", "--"] });
+    const plan = buildBwrapPlan({ spec, host, secrets: new Map(), egressSocket: "/run/user/0/nucleus/e.sock", wrapper: { argv: ["/usr/bin/node", "/opt/nucleus/agent/agent.js", "--"], readOnlyDirs: ["/opt/nucleus/agent"] } });
     const a = plan.argv.join(" ");
     expect(a).toContain("--bind /run/user/0/nucleus/e.sock /run/nucleus/egress.sock");
-    expect(a).toMatch(/-- \/usr\/bin\/node \/opt\/nucleus\/agent\.js -- \/usr\/bin\/node \/opt\/mcp\/fs\/dist\/index\.js/);
+    expect(a).toContain("--ro-bind /opt/nucleus/agent /opt/nucleus/agent");
+    expect(a).toMatch(/-- \/usr\/bin\/node \/opt\/nucleus\/agent\/agent\.js -- \/usr\/bin\/node \/opt\/mcp\/fs\/dist\/index\.js \/data\/docs$/);
+    // With an egress path, the seccomp filter allows AF_INET/AF_INET6 (the agent listens on loopback).
+    const fd = Number(plan.argv[plan.argv.indexOf("--seccomp") + 1]);
+    const noNet = buildBwrapPlan({ spec, host, secrets: new Map(), egressSocket: null, wrapper: null });
+    const fdNo = Number(noNet.argv[noNet.argv.indexOf("--seccomp") + 1]);
+    expect(plan.fdData[fd - 3]!.length).toBeGreaterThan(noNet.fdData[fdNo - 3]!.length);
   });
 
   it("binds an interpreter that lives outside the runtime at its real path", () => {
@@ -107,13 +124,15 @@ describe("bwrap argv builder", () => {
     const plan = buildBwrapPlan({ spec, host, secrets, egressSocket: null, wrapper: null });
     const binds: string[] = [];
     plan.argv.forEach((x, i) => {
-      if (["--bind", "--ro-bind", "--dev-bind"].includes(x)) binds.push(plan.argv[i + 1]!);
+      if (["--bind", "--ro-bind", "--dev-bind"].includes(x) && plan.argv[i + 1] !== "/dev/null") binds.push(plan.argv[i + 1]!);
     });
+    expect(binds.length).toBeGreaterThan(5);
     for (const b of binds) expect(b).not.toMatch(/^\/(home|root|run|sys|proc|dev)(\/|$)|resolv\.conf|^\/$|^\/etc$/);
   });
 
   it("refuses secret targets that could escape their directory or the shell", () => {
     expect(() => buildBwrapPlan({ spec, host, secrets: new Map([["../x", { value: "v", as: "file" }]]), egressSocket: null, wrapper: null })).toThrow(/cannot be delivered/);
+    expect(() => buildBwrapPlan({ spec, host, secrets: new Map([["..", { value: "v", as: "file" }]]), egressSocket: null, wrapper: null })).toThrow(/cannot be delivered/);
     expect(() => buildBwrapPlan({ spec, host, secrets: new Map([["A;B", { value: "v", as: "env" }]]), egressSocket: null, wrapper: null })).toThrow(/cannot be delivered/);
   });
 
@@ -121,5 +140,32 @@ describe("bwrap argv builder", () => {
     expect(renderEnvFile([["X", "a'b $(id) `x`\n"]])).toBe("X='a'\\''b $(id) `x`\n'\n");
     expect(LAUNCHER_SCRIPT).not.toMatch(/\$\{?[A-Z]/);
     expect(sandboxHostname("My Server")).toBe("nucleus-my-server");
+  });
+});
+
+describe("bwrap argv builder refusals", () => {
+  it("refuses / or a relative path as a code dir", () => {
+    for (const d of ["/", "//", "relative/dir"]) {
+      const s = makeSpec({ name: "x", argv, launch: { ...spec.launch, codeDirs: [d] } });
+      expect(() => buildBwrapPlan({ spec: s, host, secrets: new Map(), egressSocket: null, wrapper: null })).toThrow(/code dir/);
+    }
+  });
+});
+
+describe("bwrap bind order", () => {
+  it("binds parents before children across code dirs and grants; read-only wins at an equal path", () => {
+    const a3 = ["/usr/bin/node", "/work/app/index.js"];
+    const s3 = makeSpec({
+      name: "order",
+      argv: a3,
+      launch: { argv: a3, args: [], package: null, cwd: null, env: {}, codeDirs: ["/work/app", "/work/node_modules"] },
+      paths: [{ path: "/work", writable: true }, { path: "/work/node_modules", writable: true }, { path: "/work-b", writable: false }],
+    });
+    const plan = buildBwrapPlan({ spec: s3, host, secrets: new Map(), egressSocket: null, wrapper: null });
+    const binds: string[] = [];
+    plan.argv.forEach((x, i) => {
+      if ((x === "--bind" || x === "--ro-bind") && plan.argv[i + 1]!.startsWith("/work")) binds.push(`${x} ${plan.argv[i + 1]}`);
+    });
+    expect(binds).toEqual(["--bind /work", "--ro-bind /work-b", "--ro-bind /work/app", "--bind /work/node_modules", "--ro-bind /work/node_modules"]);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { detectLayout, leafName, leafOwner, limitWrites, parseOomKills, parseProcCgroup } from "../../../src/sandbox/cgroups/layout.js";
+import { detectLayout, leafName, leafOwner, limitWrites, parseOomKills, parseProcCgroup, preferDelegatedV2 } from "../../../src/sandbox/cgroups/layout.js";
 
 const HYBRID_MOUNTS = [
   "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755",
@@ -71,5 +71,30 @@ describe("cgroup layout", () => {
     expect(parseOomKills("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")).toBe(1);
     expect(parseOomKills("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")).toBe(2);
     expect(parseOomKills("oom_kill_disable 0\nunder_oom 0\n")).toBe(0);
+  });
+});
+
+describe("cgroup v2 delegation", () => {
+  const scope = "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/term.scope";
+  const layout = { places: { memory: { version: 2 as const, parent: scope }, cpu: { version: 2 as const, parent: scope }, pids: { version: 1 as const, parent: "/sys/fs/cgroup/pids" } }, missing: {} };
+
+  it("moves the v2 places up to the nearest writable ancestor that delegates all of them", () => {
+    const subtree: Record<string, string> = {
+      [scope]: "memory cpu", // enabled, but the scope holds processes: no children allowed (not "writable" here)
+      "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice": "memory pids", // no cpu: not all v2 controllers
+      "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service": "cpu memory pids",
+      "/sys/fs/cgroup/user.slice": "cpu memory pids",
+    };
+    const writable = (d: string) => d.includes("user@1000.service") && d !== scope;
+    const out = preferDelegatedV2(layout, "/sys/fs/cgroup", (d) => subtree[d] ?? "", writable);
+    const svc = "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service";
+    expect(out.places.memory).toEqual({ version: 2, parent: svc });
+    expect(out.places.cpu).toEqual({ version: 2, parent: svc }); // one directory for every v2 controller
+    expect(out.places.pids).toEqual({ version: 1, parent: "/sys/fs/cgroup/pids" }); // v1 untouched
+  });
+
+  it("keeps the own cgroup when no writable ancestor delegates the controller", () => {
+    const out = preferDelegatedV2(layout, "/sys/fs/cgroup", () => "memory", () => false);
+    expect(out.places.memory).toEqual({ version: 2, parent: scope });
   });
 });

@@ -2,6 +2,9 @@ import { describe, expect, it } from "vitest";
 import type { BackendName } from "../../../src/config/spec.js";
 import type { Backend, Gap } from "../../../src/sandbox/backend.js";
 import { selectBackend } from "../../../src/sandbox/select.js";
+import { BubblewrapBackend } from "../../../src/sandbox/bubblewrap/backend.js";
+import { findBwrap } from "../../../src/sandbox/bubblewrap/host.js";
+import { UnsandboxedBackend } from "../../../src/sandbox/unsandboxed.js";
 import { makeSpec } from "../../helpers/spec.js";
 
 // Minimal backends with scripted probe/gaps answers: select.ts only reads those two.
@@ -51,5 +54,14 @@ describe("selectBackend", () => {
     const own = makeSpec({ name: "s", argv: ["/usr/bin/node"], backend: "qemu" });
     await expect(selectBackend(own, "bubblewrap", all)).rejects.toThrow(/servers\.s\.backend/);
     await expect(selectBackend(spec, "firecracker", all)).rejects.toThrow(/not built into this gateway/);
+  });
+});
+
+describe("selectBackend with the real backends", () => {
+  const hasBwrap = findBwrap() !== null;
+  it.skipIf(!hasBwrap)(`auto picks bubblewrap over unsandboxed${hasBwrap ? "" : " (skipped: bwrap is not installed)"}`, async () => {
+    const sel = await selectBackend(spec, "auto", [new UnsandboxedBackend(), new BubblewrapBackend()]);
+    expect(sel.backend.name).toBe("bubblewrap");
+    expect(sel.reason).toMatch(/bubblewrap available and enforces every rule/);
   });
 });
