@@ -1,5 +1,8 @@
-// Process entry: runs main() and exits with its code once stdout is flushed.
+// Process entry: runs main() and exits with its code once stdout is flushed
+// (an open stdin would otherwise keep the process alive after SIGTERM).
 import { main } from "./main.js";
 
 const code = await main(process.argv.slice(2));
-process.exitCode = code;
+// A reader that went away (`nucleus doctor | head`) is not an error of ours.
+process.stdout.on("error", () => process.exit(code));
+process.stdout.write("", () => process.exit(code));

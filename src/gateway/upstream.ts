@@ -198,7 +198,7 @@ export class Upstream {
     if (this.logLevel && client.getServerCapabilities()?.logging) {
       await this.setLogLevel(this.logLevel).catch(() => undefined);
     }
-    log.info(`server "${this.name}" ready`, { backend: sandbox.backend });
+    log.info(`server "${this.name}" ready`, { backend: sandbox.backend, pid: sandbox.details.pid ?? "" });
     this.opts.hooks.catalogChanged(this.name, ["tools", "prompts", "resources"]);
     return client;
   }

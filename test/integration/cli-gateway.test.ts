@@ -67,6 +67,8 @@ describe("nucleus serve (stdio, bubblewrap)", () => {
     const { client, stderr } = await connect(["--log-level", "debug", "serve"]);
     await client.listTools();
     const pids = [...stderr().matchAll(/pid=(\d+)/g)].map((m) => Number(m[1]));
+    expect(pids.length).toBe(2);
+    expect(pids.every(alive)).toBe(true);
     await client.close();
     await expect.poll(() => pids.filter(alive), { timeout: 10_000 }).toEqual([]);
   });
