@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the backends and tests use. bubblewrap: the default sandbox.
-# qemu-system-x86 + linux-image-amd64 + busybox-static: the QEMU microVM backend.
+# qemu-system-x86 + busybox-static + xz-utils/zstd (to unpack the kernel): the microVM backends;
+# the kernel (linux-image-amd64) is fetched by `nucleus image build` with `apt-get download`, not installed.
 # dnsmasq-base + iproute2: the egress tests' local DNS and test hosts.
-PKGS=(bubblewrap qemu-system-x86 busybox-static dnsmasq-base iproute2 cpio)
+PKGS=(bubblewrap qemu-system-x86 busybox-static dnsmasq-base iproute2 cpio xz-utils zstd)
 
 missing=()
 for p in "${PKGS[@]}"; do
