@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the backends and tests use. bubblewrap: the default sandbox.
 # qemu-system-x86 + busybox-static + xz-utils/zstd (to unpack the kernel): the microVM backends;
+# socat: the vsock bridge in Firecracker guests; e2fsprogs: read-only ext4 images of granted paths (Firecracker);
 # the kernel (linux-image-amd64) is fetched by `nucleus image build` with `apt-get download`, not installed.
 # dnsmasq-base + iproute2: the egress tests' local DNS and test hosts.
-PKGS=(bubblewrap qemu-system-x86 busybox-static dnsmasq-base iproute2 cpio xz-utils zstd)
+PKGS=(bubblewrap qemu-system-x86 busybox-static dnsmasq-base iproute2 cpio xz-utils zstd socat e2fsprogs)
 
 missing=()
 for p in "${PKGS[@]}"; do

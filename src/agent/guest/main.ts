@@ -1,57 +1,33 @@
 // The guest agent: PID 1 of every Nucleus microVM (started by /init after it
-// mounts /proc, /sys and /dev). Loads the virtio modules, finds its host channels,
-// waits for the start request (argv, env, mounts, secrets — they arrive only over
-// the control channel, never on the kernel command line or in the image), starts
-// the server with its stdio on the MCP port, reports its exit and ends the VM.
-// Not responsible for policy: the host decides everything it is asked to do.
+// mounts /proc, /sys and /dev). Loads the virtio modules, opens its host
+// channels, waits for the start request (argv, env, mounts, secrets — they
+// arrive only over the control channel, never on the kernel command line or in
+// the image), starts the server with its stdio on the MCP channel, reports its
+// exit and ends the VM. Not responsible for policy: the host decides everything.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, mkdirSync, openSync, read, writeFileSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
+import { openChannels, type ControlTransport, type McpTransport } from "./channels.js";
 import { encodeFrame, FrameDecoder, FrameType } from "./frame.js";
 import {
   AGENT_PROTOCOL_VERSION,
   GUEST_SECRETS_DIR,
-  PORT_CONTROL,
-  PORT_MCP,
   STREAM_CONTROL,
   STREAM_STDERR,
   type GuestMessage,
   type HostMessage,
 } from "./protocol.js";
-import { findPorts, kernelRelease, loadModules, mountShare, mountTmpfs, powerOff } from "./system.js";
+import { kernelRelease, loadModules, mountShare, mountTmpfs, powerOff } from "./system.js";
+
+type StartRequest = Extract<HostMessage, { t: "start" }>;
 
 const say = (msg: string) => process.stderr.write(`nucleus-agent: ${msg}\n`);
 
-function send(fd: number, msg: GuestMessage): void {
-  writeAll(fd, encodeFrame(STREAM_CONTROL, FrameType.control, JSON.stringify(msg)));
-}
-
-function writeAll(fd: number, buf: Buffer): void {
-  let off = 0;
-  while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-}
-
-/** Read the control port forever, calling `onMessage` for each host message. */
-function readControl(fd: number, onMessage: (m: HostMessage) => void, onEnd: () => void): void {
-  const decoder = new FrameDecoder();
-  const buf = Buffer.alloc(64 * 1024);
-  const loop = () =>
-    read(fd, buf, 0, buf.length, null, (err, n) => {
-      if (err || n === 0) return onEnd();
-      for (const f of decoder.push(Buffer.from(buf.subarray(0, n)))) {
-        if (f.stream === STREAM_CONTROL && f.type === FrameType.control) onMessage(JSON.parse(f.payload.toString("utf8")) as HostMessage);
-      }
-      loop();
-    });
-  loop();
-}
-
 async function main(): Promise<void> {
   loadModules();
-  const ports = await findPorts([PORT_CONTROL, PORT_MCP], 15_000);
-  const ctl = openSync(ports.get(PORT_CONTROL)!, "r+");
-  const mcpPath = ports.get(PORT_MCP)!;
-  send(ctl, { t: "hello", version: AGENT_PROTOCOL_VERSION, kernel: kernelRelease() });
+  const { control, mcp } = await openChannels();
+  const send = (msg: GuestMessage) => control.write(encodeFrame(STREAM_CONTROL, FrameType.control, JSON.stringify(msg)));
+  send({ t: "hello", version: AGENT_PROTOCOL_VERSION, kernel: kernelRelease() });
 
   let child: ChildProcess | null = null;
   let finished = false;
@@ -59,33 +35,40 @@ async function main(): Promise<void> {
     if (finished) return;
     finished = true;
     try {
-      send(ctl, { t: "exit", code, signal });
+      send({ t: "exit", code, signal });
     } finally {
-      powerOff();
+      // Give a piped control transport a moment to flush before the reset.
+      setTimeout(powerOff, 50);
     }
   };
 
-  readControl(
-    ctl,
-    (msg) => {
-      if (msg.t === "start" && !child) {
-        try {
-          const c = start(msg, mcpPath, ctl);
-          child = c;
-          c.on("error", (err) => {
-            send(ctl, { t: "error", message: `could not start ${msg.argv[0]}: ${err.message}` });
-            finish(127, null);
-          });
-          c.on("exit", (code, signal) => finish(code, signal));
-          if (c.pid !== undefined) send(ctl, { t: "started", pid: c.pid });
-        } catch (err) {
-          send(ctl, { t: "error", message: (err as Error).message });
-          finish(null, null);
-        }
-      } else if (msg.t === "shutdown") {
-        if (!child || child.exitCode !== null) return finish(null, null);
-        child.kill("SIGTERM");
-        setTimeout(() => child?.kill("SIGKILL"), Math.max(0, msg.graceMs)).unref();
+  const onMessage = (msg: HostMessage) => {
+    if (msg.t === "start" && !child) {
+      try {
+        const c = start(msg, mcp, control);
+        child = c;
+        c.on("error", (err) => {
+          send({ t: "error", message: `could not start ${msg.argv[0]}: ${err.message}` });
+          finish(127, null);
+        });
+        c.on("exit", (code, signal) => finish(code, signal));
+        if (c.pid !== undefined) send({ t: "started", pid: c.pid });
+      } catch (err) {
+        send({ t: "error", message: (err as Error).message });
+        finish(null, null);
+      }
+    } else if (msg.t === "shutdown") {
+      if (!child || child.exitCode !== null) return finish(null, null);
+      child.kill("SIGTERM");
+      setTimeout(() => child?.kill("SIGKILL"), Math.max(0, msg.graceMs)).unref();
+    }
+  };
+
+  const decoder = new FrameDecoder();
+  control.listen(
+    (chunk) => {
+      for (const f of decoder.push(chunk)) {
+        if (f.stream === STREAM_CONTROL && f.type === FrameType.control) onMessage(JSON.parse(f.payload.toString("utf8")) as HostMessage);
       }
     },
     () => {
@@ -96,7 +79,7 @@ async function main(): Promise<void> {
   );
 }
 
-function start(msg: Extract<HostMessage, { t: "start" }>, mcpPath: string, ctl: number): ChildProcess {
+function start(msg: StartRequest, mcp: McpTransport, control: ControlTransport): ChildProcess {
   mountTmpfs("/tmp", msg.tmpMiB);
   // Parents before children, so a grant inside a code dir lands on top of it.
   for (const m of [...msg.mounts].sort((a, b) => a.path.length - b.path.length)) mountShare(m);
@@ -110,15 +93,22 @@ function start(msg: Extract<HostMessage, { t: "start" }>, mcpPath: string, ctl: 
   for (const s of msg.secrets) if (s.as === "env") env[s.target] = s.value;
   const cwd = msg.cwd ?? env.HOME ?? "/tmp";
   mkdirSync(cwd, { recursive: true });
-  const mcp = openSync(mcpPath, "r+");
   const [file, ...args] = msg.argv;
   if (!file) throw new Error("the start request has an empty argv");
-  const child = spawn(file, args, { env, cwd, stdio: [mcp, mcp, "pipe"] });
-  // The server holds the MCP port now; when it exits, the port closes with it.
-  closeSync(mcp);
+  let child: ChildProcess;
+  if (mcp.kind === "device") {
+    const fd = openSync(mcp.path, "r+");
+    child = spawn(file, args, { env, cwd, stdio: [fd, fd, "pipe"] });
+    // The server holds the MCP port now; when it exits, the port closes with it.
+    closeSync(fd);
+  } else {
+    child = spawn(file, args, { env, cwd, stdio: ["pipe", "pipe", "pipe"] });
+    mcp.stdout.pipe(child.stdin!);
+    child.stdout!.pipe(mcp.stdin);
+  }
   child.stderr!.on("data", (chunk: Buffer) => {
     for (let off = 0; off < chunk.length; off += 60_000) {
-      writeAll(ctl, encodeFrame(STREAM_STDERR, FrameType.data, chunk.subarray(off, off + 60_000)));
+      control.write(encodeFrame(STREAM_STDERR, FrameType.data, chunk.subarray(off, off + 60_000)));
     }
   });
   return child;

@@ -28,6 +28,7 @@ export interface BuildOptions {
   readonly onProgress?: (step: string) => void;
 }
 
+const SOCAT = "/usr/bin/socat";
 const TOP_LEVEL_LINKS = ["/bin", "/sbin", "/lib", "/lib64"];
 
 async function sha256File(path: string): Promise<string> {
@@ -58,7 +59,9 @@ export async function buildImage(opts: BuildOptions = {}): Promise<{ image: Gues
   }
   progress("hashing the inputs");
   const agent = await agentFiles();
-  const runtimeSet = runtimeFiles(runtime);
+  // Firecracker guests reach vsock through socat (Node has no AF_VSOCK); QEMU guests do not need it.
+  const socat = existsSync(SOCAT) ? realpathSync(SOCAT) : null;
+  const runtimeSet = [...runtimeFiles(runtime), ...(socat === SOCAT ? runtimeFiles(SOCAT) : [])];
   const h = createHash("sha256").update(`format ${IMAGE_FORMAT}\n`).update(`agent ${agentHash(agent)}\n`);
   h.update(`kernel ${await sha256File(deb)}\nbusybox ${await sha256File(busybox)}\n`);
   h.update(`modules ${[...QEMU_MODULES, ...FIRECRACKER_MODULES].join(",")}\n`);
@@ -99,7 +102,10 @@ export async function buildImage(opts: BuildOptions = {}): Promise<{ image: Gues
       files.push({ kind: "data", path: canonical(path, links), mode, data: Buffer.from(data) });
 
     addFile("/bin/busybox", busybox);
+    const seen = new Set<string>();
     for (const f of runtimeSet) {
+      if (seen.has(f.path)) continue;
+      seen.add(f.path);
       if (f.path === f.source) addFile(f.path, f.source);
       else files.push({ kind: "symlink", path: canonical(f.path, links), target: f.source });
     }
@@ -135,6 +141,7 @@ export async function buildImage(opts: BuildOptions = {}): Promise<{ image: Gues
       createdAt: new Date().toISOString(),
       kernel: { package: pkg, release, compression },
       runtime: { path: runtime, size: st.size, mtimeMs: st.mtimeMs },
+      vsockBridge: socat === SOCAT ? SOCAT : null,
       agentHash: agentHash(agent),
       modules: guestModules,
       initramfsBytes: bytes,

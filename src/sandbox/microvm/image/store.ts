@@ -17,6 +17,8 @@ export interface ImageManifest {
   /** The runtime copied in (e.g. node), with what identifies the host file it came from. */
   readonly runtime: { readonly path: string; readonly size: number; readonly mtimeMs: number };
   readonly agentHash: string;
+  /** socat in the guest, bridging vsock for Firecracker; null when the host had none at build time. */
+  readonly vsockBridge: string | null;
   /** Module paths (in the guest) the agent loads, in order. */
   readonly modules: readonly string[];
   readonly initramfsBytes: number;
