@@ -84,7 +84,10 @@ describe.skipIf(noQemu)("QEMU microVM backend (needs qemu-system-x86_64, bwrap a
     const env = await client.callTool({ name: "get-env", arguments: {} });
     expect(JSON.stringify(env.content)).toContain(SECRET);
     const runDir = sandbox.details.runDir!;
-    expect(qemuProcessesFor(runDir).length).toBe(1);
+    const qemuPids = qemuProcessesFor(runDir);
+    expect(qemuPids.length).toBe(1);
+    // SECURITY: the secret is on no host argv (QEMU's nor bwrap's).
+    for (const p of [Number(sandbox.details.pid), ...qemuPids]) expect(readFileSync(`/proc/${p}/cmdline`, "utf8")).not.toContain(SECRET);
     const exit = await sandbox.stop(5000);
     expect(exit.cause).toBe("stopped");
     expect(qemuProcessesFor(runDir)).toEqual([]);
@@ -130,6 +133,7 @@ describe.skipIf(noQemu)("QEMU microVM backend (needs qemu-system-x86_64, bwrap a
       r.outside = fs.existsSync(${JSON.stringify(join(outside, "canary.txt"))});
       r.shadow = fs.existsSync("/etc/shadow");
       r.hostHome = fs.existsSync(${JSON.stringify(process.env.HOME ?? "/root")} + "/.bashrc");
+      process.stderr.write("probe-stderr-line\\n");
       process.stdout.write(JSON.stringify(r) + "\\n", () => process.exit(7));
     `;
     const argv = [node, "-e", script];
@@ -144,8 +148,13 @@ describe.skipIf(noQemu)("QEMU microVM backend (needs qemu-system-x86_64, bwrap a
     });
     live.push(sandbox);
     let out = "";
+    let err = "";
     sandbox.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    sandbox.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const ended = new Promise((r) => sandbox.stdout.once("end", r));
     const exit = await sandbox.exited;
+    await ended;
+    expect(out, `exit: ${exit.message}; stderr: ${err}`).toContain("{");
     const r = JSON.parse(out.trim()) as Record<string, unknown>;
     expect(r.env).toBe(SECRET);
     expect(r.file).toBe(`${SECRET}-file`);
@@ -156,6 +165,7 @@ describe.skipIf(noQemu)("QEMU microVM backend (needs qemu-system-x86_64, bwrap a
     expect(r.shadow).toBe(false);
     expect(r.hostHome).toBe(false);
     expect(exit).toMatchObject({ cause: "exited", code: 7 });
+    expect(err).toContain("probe-stderr-line");
     expect(exit.message).toMatch(/exited with code 7 inside its QEMU microVM/);
     for (const f of [image.kernel, image.initramfs]) expect(readFileSync(f).includes(SECRET)).toBe(false);
     expect(existsSync(join(ro, "w.txt"))).toBe(false);
@@ -171,6 +181,11 @@ describe.skipIf(noQemu)("QEMU microVM backend (needs qemu-system-x86_64, bwrap a
     expect(exit.message).toMatch(/ended without reporting the server's exit/);
     expect(qemuProcessesFor(sandbox.details.runDir!)).toEqual([]);
   }, 180_000);
+
+  it("refuses less memory than the guest image needs", async () => {
+    const spec = makeSpec({ name: "small", argv: [node, everything], limits: { memoryMiB: 128, cpus: 1, pids: 256, tmpMiB: 16, explicit: { memory: true, cpus: false, pids: false } } });
+    expect((await backend.gaps(spec)).map((g) => g.rule)).toContain("servers.small.memory_mib");
+  });
 
   it("fails with the `nucleus image build` hint when no image exists", async () => {
     const empty = new QemuBackend({ imageRoot: tmp() });

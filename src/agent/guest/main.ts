@@ -51,7 +51,13 @@ async function main(): Promise<void> {
           send({ t: "error", message: `could not start ${msg.argv[0]}: ${err.message}` });
           finish(127, null);
         });
-        c.on("exit", (code, signal) => finish(code, signal));
+        c.on("exit", (code, signal) => {
+          // Relay the rest of its stderr first (bounded: a grandchild may hold the pipe open).
+          const done = () => finish(code, signal);
+          if (c.stderr!.readableEnded) return done();
+          c.stderr!.once("end", done);
+          setTimeout(done, 300).unref();
+        });
         if (c.pid !== undefined) send({ t: "started", pid: c.pid });
       } catch (err) {
         send({ t: "error", message: (err as Error).message });

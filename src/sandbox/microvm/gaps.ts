@@ -8,7 +8,13 @@ import type { Gap } from "../backend.js";
 /** Guest paths a share must not cover: they hold the runtime, the agent and the kernel's filesystems. */
 const GUEST_RESERVED = ["/", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/dev", "/proc", "/sys", "/run", "/nucleus", "/init"];
 
-export function commonVmGaps(spec: ServerSpec, backend: string, imageRuntime: string | null): Gap[] {
+/** Guest RAM the image needs: the initramfs unpacked into RAM, the kernel, Node's own heap. */
+export function minimumMemoryMiB(initramfsBytes: number): number {
+  return Math.ceil(initramfsBytes / 1048576) + 160;
+}
+
+export function commonVmGaps(spec: ServerSpec, backend: string, image: { runtime: string; initramfsBytes: number } | null): Gap[] {
+  const imageRuntime = image?.runtime ?? null;
   const p = `servers.${spec.name}`;
   const gaps: Gap[] = [];
   if (spec.network.mode !== "none") {
@@ -40,6 +46,14 @@ export function commonVmGaps(spec: ServerSpec, backend: string, imageRuntime: st
       gaps.push({ rule: `${p}.allowed_paths[${i}]`, message: `${g.path} contains a comma, which QEMU's option syntax cannot carry`, hint: "rename the directory or grant its parent" });
     }
   });
+  if (image && spec.limits.memoryMiB < minimumMemoryMiB(image.initramfsBytes)) {
+    const min = minimumMemoryMiB(image.initramfsBytes);
+    gaps.push({
+      rule: `${p}.memory_mib`,
+      message: `server "${spec.name}" is limited to ${spec.limits.memoryMiB} MiB, and its microVM needs at least ${min} MiB (the guest image alone is ${Math.ceil(image.initramfsBytes / 1048576)} MiB)`,
+      hint: `raise memory_mib to ${min} or more for this server`,
+    });
+  }
   if (spec.limits.explicit.pids) {
     gaps.push({
       rule: `${p}.pids`,
@@ -48,4 +62,8 @@ export function commonVmGaps(spec: ServerSpec, backend: string, imageRuntime: st
     });
   }
   return gaps;
+}
+
+export function imageFacts(image: { manifest: { runtime: { path: string }; initramfsBytes: number } } | null): { runtime: string; initramfsBytes: number } | null {
+  return image ? { runtime: image.manifest.runtime.path, initramfsBytes: image.manifest.initramfsBytes } : null;
 }

@@ -17,14 +17,18 @@ export class ImageLookup {
     return this.agentHashMemo;
   }
 
-  /** The image's runtime path, for gaps(); null when there is no usable image (launch then explains). */
-  async runtime(): Promise<string | null> {
+  /** The newest image this gateway's agent speaks to, for gaps(); null when none (launch then explains). */
+  async current(): Promise<GuestImage | null> {
     const hash = await this.currentAgentHash();
-    return listImages(this.root).find((i) => i.manifest.agentHash === hash)?.manifest.runtime.path ?? null;
+    return listImages(this.root).find((i) => i.manifest.agentHash === hash) ?? null;
+  }
+
+  async runtime(): Promise<string | null> {
+    return (await this.current())?.manifest.runtime.path ?? null;
   }
 
   async hasImage(): Promise<boolean> {
-    return (await this.runtime()) !== null;
+    return (await this.current()) !== null;
   }
 
   /** The image for a server whose runtime is `argv0`; throws a sentence with a hint when none fits. */

@@ -14,7 +14,7 @@ import { spawnSandbox } from "../../process.js";
 import { whichSync } from "../../which.js";
 import { VSOCK_PORT_CONTROL, VSOCK_PORT_MCP, type MountRequest } from "../../../agent/guest/protocol.js";
 import { ControlChannel } from "../channel.js";
-import { commonVmGaps } from "../gaps.js";
+import { commonVmGaps, imageFacts } from "../gaps.js";
 import { ImageLookup } from "../image-lookup.js";
 import { chooseAccel } from "../qemu/host.js";
 import { vmSandbox } from "../vm-sandbox.js";
@@ -57,7 +57,7 @@ export class FirecrackerBackend implements Backend {
   }
 
   async gaps(spec: ServerSpec): Promise<Gap[]> {
-    const gaps = commonVmGaps(spec, "firecracker", await this.images.runtime());
+    const gaps = commonVmGaps(spec, "firecracker", imageFacts(await this.images.current()));
     spec.paths.forEach((g, i) => {
       if (g.writable) {
         gaps.push({

@@ -14,7 +14,7 @@ import { baseServerEnv } from "../../env.js";
 import { spawnSandbox } from "../../process.js";
 import { whichSync } from "../../which.js";
 import { ControlChannel } from "../channel.js";
-import { commonVmGaps } from "../gaps.js";
+import { commonVmGaps, imageFacts } from "../gaps.js";
 import { ImageLookup } from "../image-lookup.js";
 import { vmSandbox } from "../vm-sandbox.js";
 import { buildQemuArgv, type QemuShare } from "./argv.js";
@@ -62,7 +62,7 @@ export class QemuBackend implements Backend {
   }
 
   async gaps(spec: ServerSpec): Promise<Gap[]> {
-    return commonVmGaps(spec, "qemu", await this.images.runtime());
+    return commonVmGaps(spec, "qemu", imageFacts(await this.images.current()));
   }
 
   async launch(spec: ServerSpec, ctx: LaunchContext): Promise<Sandbox> {
