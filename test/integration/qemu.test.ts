@@ -95,14 +95,19 @@ describe.skipIf(noQemu)("QEMU microVM backend (needs qemu-system-x86_64, bwrap a
     expect(() => process.kill(Number(sandbox.details.pid), 0)).toThrow();
   }, 180_000);
 
-  it("runs server-filesystem: a read-only granted path is readable and not writable", async () => {
+  it("runs server-filesystem: a read-only granted path is readable and not writable; a writable one is", async () => {
     const ro = tmp();
+    const rw = tmp();
     writeFileSync(join(ro, "note.txt"), "readable from the guest\n");
+    const argv = [node, filesystem, ro, rw];
     const spec = makeSpec({
       name: "fs",
-      argv: [node, filesystem, ro],
-      launch: { argv: [node, filesystem, ro], args: [], package: null, cwd: null, env: {}, codeDirs: [nodeModules] },
-      paths: [{ path: ro, writable: false }],
+      argv,
+      launch: { argv, args: [], package: null, cwd: null, env: {}, codeDirs: [nodeModules] },
+      paths: [
+        { path: ro, writable: false },
+        { path: rw, writable: true },
+      ],
     });
     const sandbox = await backend.launch(spec, { secrets: new Map(), log, egressSocket: null });
     live.push(sandbox);
@@ -114,6 +119,9 @@ describe.skipIf(noQemu)("QEMU microVM backend (needs qemu-system-x86_64, bwrap a
     const write = await client.callTool({ name: "write_file", arguments: { path: join(ro, "new.txt"), content: "x" } });
     expect(write.isError).toBe(true);
     expect(existsSync(join(ro, "new.txt"))).toBe(false);
+    const ok = await client.callTool({ name: "write_file", arguments: { path: join(rw, "out.txt"), content: "written in the guest" } });
+    expect(ok.isError ?? false).toBe(false);
+    expect(readFileSync(join(rw, "out.txt"), "utf8")).toBe("written in the guest");
     await sandbox.stop(5000);
   }, 180_000);
 
