@@ -22,12 +22,15 @@ import { FirecrackerApi } from "./api.js";
 import { buildFirecrackerRequests } from "./config.js";
 import { buildReadOnlyDrive } from "./drives.js";
 import { connectVsockWhenReady } from "./vsock.js";
+import { directLayout, jailedLayout, type FcLayout, type JailConfig } from "./layout.js";
 
 export interface FirecrackerBackendOptions {
   /** Default: $NUCLEUS_FIRECRACKER_BIN, then `firecracker` on PATH. */
   readonly firecracker?: string;
   readonly imageRoot?: string;
   readonly env?: NodeJS.ProcessEnv;
+  /** Run Firecracker under the jailer (needs root to set up; recommended in production). */
+  readonly jailer?: JailConfig;
 }
 
 export class FirecrackerBackend implements Backend {
@@ -85,7 +88,11 @@ export class FirecrackerBackend implements Backend {
     }
     const log = ctx.log.child({ server: spec.name, backend: "firecracker" });
     const runDir = mkdtempSync(join(tmpdir(), "nucleus-fc-"));
-    const cleanupHost = () => rmSync(runDir, { recursive: true, force: true });
+    let layout: FcLayout | null = null;
+    const cleanupHost = () => {
+      layout?.cleanup();
+      rmSync(runDir, { recursive: true, force: true });
+    };
     try {
       // Code dirs and granted paths become read-only drives /dev/vda, /dev/vdb, … in this order.
       const granted = new Set(spec.paths.map((g) => g.path));
@@ -99,12 +106,16 @@ export class FirecrackerBackend implements Backend {
         writable: false,
         cache: d.code ? "loose" : "none",
       }));
-      const apiSocket = join(runDir, "api.sock");
-      const vsockUds = join(runDir, "vsock.sock");
+      const lay: FcLayout = this.opts.jailer
+        ? jailedLayout(this.opts.jailer, bin, `nucleus-${runDir.slice(-6).replace(/[^A-Za-z0-9]/g, "x")}`, [image.kernel, image.initramfs, ...drives.map((d) => d.image)], spec.limits)
+        : directLayout(bin, runDir);
+      layout = lay;
+      const apiSocket = lay.apiSocket;
+      const vsockUds = lay.vsockHost;
       const vmm = await spawnSandbox({
         serverName: spec.name,
         backend: "firecracker",
-        argv: [bin, "--api-sock", apiSocket],
+        argv: lay.argv,
         env: {},
         defaultGraceMs: spec.timeouts.shutdownGraceMs,
         cleanup: async () => cleanupHost(),
@@ -124,12 +135,12 @@ export class FirecrackerBackend implements Backend {
           await new Promise((r) => setTimeout(r, 50));
         }
         const requests = buildFirecrackerRequests({
-          kernel: image.kernel,
-          initramfs: image.initramfs,
+          kernel: lay.inVm(image.kernel),
+          initramfs: lay.inVm(image.initramfs),
           memoryMiB: spec.limits.memoryMiB,
           cpus: spec.limits.cpus,
-          vsockUds,
-          drives: drives.map((d) => ({ id: d.id, image: d.image })),
+          vsockUds: lay.vsockInVm,
+          drives: drives.map((d) => ({ id: d.id, image: lay.inVm(d.image) })),
         });
         await new FirecrackerApi(apiSocket).sendAll(requests);
         const ctlSock = await connectVsockWhenReady(vsockUds, VSOCK_PORT_CONTROL, spec.timeouts.startupMs);

@@ -1,5 +1,5 @@
 // The `jailer` invocation that wraps Firecracker in production: a chroot per VM,
-// an unprivileged uid/gid, its own cgroup limits and PID namespace, Firecracker's
+// an unprivileged uid/gid, its own cgroup limits, Firecracker's
 // seccomp filters left on. Pure builder; not responsible for staging files into
 // the chroot (paths in API requests are then relative to it).
 
@@ -37,13 +37,14 @@ export function buildJailerArgv(o: JailerOptions): JailerPlan {
     o.jailer,
     "--id", o.id,
     "--exec-file", o.firecracker,
-    // SECURITY: Firecracker runs as an unprivileged user, chrooted, in its own PID namespace.
+    // SECURITY: Firecracker runs as an unprivileged user, chrooted, in its own cgroup. No
+    // --new-pid-ns: with it the jailer forks and exits, and the gateway would lose the process
+    // it supervises (stop(), exit reporting); the VM has no other process to hide from anyway.
     "--uid", String(o.uid),
     "--gid", String(o.gid),
     "--chroot-base-dir", o.chrootBase,
     "--cgroup-version", String(o.cgroupVersion),
     ...cg,
-    "--new-pid-ns",
     "--",
     "--api-sock", "/run/firecracker.socket",
     // No --no-seccomp: Firecracker's own seccomp filters stay on.
