@@ -172,7 +172,9 @@ describe("Firecracker file layout", () => {
     const lay = jailedLayout({ jailer: "/usr/bin/jailer", uid: 10001, gid: 10001, chrootBase: base, cgroupVersion: 2 }, "/usr/bin/firecracker", "vm-1", ["vmlinux", "initramfs.cpio", "d0.ext4"].map((f) => join(src, f)), { memoryMiB: 256, cpus: 1 });
     const root = join(base, "firecracker", "vm-1", "root");
     expect(readFileSync(join(root, "d0.ext4"), "utf8")).toBe("d0.ext4");
-    expect(statSync(join(root, "vmlinux")).uid).toBe(10001);
+    // Readable by the jail's user, writable by nobody but root: the cached image must not change.
+    expect(statSync(join(root, "vmlinux")).uid).toBe(0);
+    expect(statSync(join(root, "vmlinux")).mode & 0o777).toBe(0o644);
     expect(lay.inVm(join(src, "vmlinux"))).toBe("/vmlinux");
     expect(lay.vsockInVm).toBe("/vsock.sock");
     expect(lay.apiSocket).toBe(join(root, "run", "firecracker.socket"));

@@ -1,9 +1,10 @@
 // Where a Firecracker VM's files and sockets live, as the host sees them and as
 // Firecracker sees them: directly in a run dir, or staged into the jailer's
-// chroot (hard links where possible, else copies; owned by the jail's uid/gid).
+// chroot (hard links where possible, else copies; left owned by root and only
+// readable by the jail's uid, so a compromised Firecracker cannot alter the shared image).
 // Not responsible for the requests (config.ts) or the jailer argv (jailer.ts).
 
-import { chownSync, copyFileSync, linkSync, mkdirSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, linkSync, mkdirSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { buildJailerArgv, type JailerOptions } from "./jailer.js";
 
@@ -38,7 +39,9 @@ export function jailedLayout(jail: JailConfig, firecracker: string, id: string, 
     } catch {
       copyFileSync(f, dest);
     }
-    chownSync(dest, jail.uid, jail.gid);
+    // SECURITY: no chown: a hard link shares the inode with the cached image, and the jailed
+    // process must be able to read it (mode 0644), never to write it.
+    chmodSync(dest, 0o644);
   }
   return {
     argv: plan.argv,
