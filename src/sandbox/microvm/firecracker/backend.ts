@@ -55,7 +55,7 @@ export class FirecrackerBackend implements Backend {
     if (!bin) hints.push("install Firecracker and set NUCLEUS_FIRECRACKER_BIN to its path");
     if (!image) hints.push("build the guest image: `nucleus image build`");
     const missing = [!kvm && "usable KVM", !bin && "the firecracker binary", !image && "a guest image"].filter(Boolean);
-    if (missing.length > 0) return { available: false, reason: `Firecracker needs ${missing.join(", ")}`, hints };
+    if (missing.length > 0) return { available: false, reason: `Firecracker needs ${missing.length > 1 ? `${missing.slice(0, -1).join(", ")} and ${missing[missing.length - 1]}` : missing[0]}`, hints };
     return { available: true, reason: `${bin} with KVM`, hints };
   }
 

@@ -58,7 +58,8 @@ export class QemuBackend implements Backend {
     const image = await this.images.hasImage();
     if (!image) hints.push("build the guest image before the first launch: `nucleus image build`");
     if (accel.accel === "tcg") hints.push("for KVM speed, use a host with hardware virtualization and access to /dev/kvm");
-    return { available: true, reason: `${qemu} with ${accel.reason}${image ? "" : "; no guest image yet"}`, hints };
+    const how = accel.accel === "kvm" ? "KVM" : "TCG, software emulation, slower";
+    return { available: true, reason: `QEMU at ${qemu} runs microVMs with ${how} (${accel.reason})${image ? "" : "; no guest image yet"}`, hints };
   }
 
   async gaps(spec: ServerSpec): Promise<Gap[]> {
@@ -171,6 +172,7 @@ export class QemuBackend implements Backend {
       const early = vmm.exited.then((e) => {
         throw new Error(`QEMU exited during boot: ${e.message}${consoleLines.length ? `; console: ${consoleLines.slice(-3).join(" | ")}` : ""}`);
       });
+      early.catch(() => {});
       const socket = await Promise.race([ctl.conn, early]);
       const channel = new ControlChannel(socket);
       try {
@@ -192,7 +194,6 @@ export class QemuBackend implements Backend {
         await vmm.stop(0);
         throw err;
       }
-      early.catch(() => {});
       log.info("server started in a QEMU microVM", { accel: accel.accel });
       return vmSandbox({
         backend: "qemu",

@@ -17,16 +17,16 @@ export interface AccelChoice {
 export function chooseAccel(env: NodeJS.ProcessEnv = process.env, cpuinfo = readCpuinfo()): AccelChoice {
   const forced = env.NUCLEUS_QEMU_ACCEL;
   if (forced === "kvm" || forced === "tcg") return { accel: forced, reason: `NUCLEUS_QEMU_ACCEL=${forced}` };
-  if (!existsSync("/dev/kvm")) return { accel: "tcg", reason: "no /dev/kvm: TCG (software emulation, slower)" };
+  if (!existsSync("/dev/kvm")) return { accel: "tcg", reason: "no /dev/kvm" };
   try {
     accessSync("/dev/kvm", constants.R_OK | constants.W_OK);
   } catch {
-    return { accel: "tcg", reason: "/dev/kvm is not accessible to this user: TCG (add the user to the kvm group for KVM)" };
+    return { accel: "tcg", reason: "/dev/kvm is not accessible to this user (add the user to the kvm group for KVM)" };
   }
   if (!/^flags\s*:.*\b(vmx|svm)\b/m.test(cpuinfo)) {
-    return { accel: "tcg", reason: "/dev/kvm exists but the CPU shows no vmx/svm (no hardware virtualization): TCG" };
+    return { accel: "tcg", reason: "/dev/kvm exists but the CPU shows no vmx/svm (no hardware virtualization)" };
   }
-  return { accel: "kvm", reason: "KVM is usable" };
+  return { accel: "kvm", reason: "/dev/kvm is usable" };
 }
 
 function readCpuinfo(): string {
