@@ -197,7 +197,7 @@ describe.skipIf(noQemu)("QEMU microVM backend (needs qemu-system-x86_64, bwrap a
 
   it("fails with the `nucleus image build` hint when no image exists", async () => {
     const empty = new QemuBackend({ imageRoot: tmp() });
-    const spec = makeSpec({ name: "noimg", argv: [node, everything] });
+    const spec = makeSpec({ name: "noimg", argv: [node, everything], launch: { argv: [node, everything], args: [], package: null, cwd: null, env: {}, codeDirs: [nodeModules] } });
     await expect(empty.launch(spec, { secrets: new Map(), log, egressSocket: null })).rejects.toMatchObject({
       code: "BACKEND_UNAVAILABLE",
       hint: expect.stringMatching(/nucleus image build/),

@@ -33,6 +33,16 @@ export function commonVmGaps(spec: ServerSpec, backend: string, image: { runtime
       hint: `run the server with ${imageRuntime}, or rebuild the image with that runtime (\`nucleus image build --runtime ${argv0}\`)`,
     });
   }
+  // The script a runtime is given must be in the guest: under a code dir or a granted path.
+  const script = spec.launch.argv[1];
+  const shared = [...spec.launch.codeDirs, ...spec.paths.map((g) => g.path)];
+  if (script?.startsWith("/") && !shared.some((d) => script === d || script.startsWith(d.endsWith("/") ? d : d + "/"))) {
+    gaps.push({
+      rule: `${p}.command`,
+      message: `server "${spec.name}" starts ${script}, which is not shared into the microVM (it is in none of the server's code directories or allowed paths)`,
+      hint: "install the server as a package, or add its directory to allowed_paths",
+    });
+  }
   spec.paths.forEach((g, i) => {
     const bad = GUEST_RESERVED.find((r) => g.path === r || (r !== "/" && r.startsWith(g.path + "/")));
     if (bad || g.path.startsWith("/usr/") || g.path.startsWith("/nucleus/")) {

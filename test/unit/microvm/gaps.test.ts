@@ -4,14 +4,15 @@ import { makeSpec } from "../../helpers/spec.js";
 
 describe("microVM gaps", () => {
   it("accepts a plain node server with read-only paths", () => {
-    const spec = makeSpec({ name: "s", argv: ["/usr/bin/node", "/srv/x.js"], paths: [{ path: "/home/u/docs", writable: false }] });
+    const argv = ["/usr/bin/node", "/srv/pkg/x.js"];
+    const spec = makeSpec({ name: "s", argv, launch: { argv, args: [], package: null, cwd: null, env: {}, codeDirs: ["/srv/pkg"] }, paths: [{ path: "/home/u/docs", writable: false }] });
     expect(commonVmGaps(spec, "qemu", { runtime: "/usr/bin/node", initramfsBytes: 100 * 1048576 })).toEqual([]);
   });
 
   it("refuses a network allowlist, a foreign runtime, grants covering the guest's own dirs, explicit pids", () => {
     const spec = makeSpec({
       name: "s",
-      argv: ["/usr/bin/python3", "x.py"],
+      argv: ["/usr/bin/python3", "/opt/unshared/x.py"],
       network: { mode: "allowlist", hosts: [] },
       paths: [
         { path: "/usr", writable: false },
@@ -30,5 +31,12 @@ describe("microVM gaps", () => {
       "servers.s.memory_mib",
       "servers.s.pids",
     ]);
+  });
+
+  it("refuses a script that is not shared into the guest", () => {
+    const spec = makeSpec({ name: "s", argv: ["/usr/bin/node", "/opt/mcp/index.js"] });
+    const gaps = commonVmGaps(spec, "qemu", { runtime: "/usr/bin/node", initramfsBytes: 1 });
+    expect(gaps.map((g) => g.rule)).toEqual(["servers.s.command"]);
+    expect(gaps[0]!.message).toMatch(/\/opt\/mcp\/index.js, which is not shared into the microVM/);
   });
 });
