@@ -6,10 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the backends and tests use. bubblewrap: the default sandbox.
-# qemu-system-x86 + linux-image-amd64 + busybox-static: the QEMU microVM backend.
+# qemu-system-x86 + busybox-static + xz-utils/zstd (to unpack the kernel): the microVM backends;
+# socat: the vsock bridge in Firecracker guests; e2fsprogs: read-only ext4 images of granted paths (Firecracker);
+# the kernel (linux-image-amd64) is fetched by `nucleus image build` with `apt-get download`, not installed.
 # dnsmasq-base + iproute2: the egress tests' local DNS and test hosts.
 # openssl + curl: the egress tests' self-signed HTTPS target and a real proxy-honouring client.
-PKGS=(bubblewrap qemu-system-x86 busybox-static dnsmasq-base iproute2 cpio openssl curl)
+PKGS=(bubblewrap qemu-system-x86 busybox-static dnsmasq-base iproute2 cpio xz-utils zstd socat e2fsprogs openssl curl)
 
 missing=()
 for p in "${PKGS[@]}"; do

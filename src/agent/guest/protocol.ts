@@ -1,0 +1,58 @@
+// The messages of the control stream (stream 0) between the host and the guest
+// agent, and the names of the host channels. Payloads are JSON in `control`
+// frames (see frame.ts). Not responsible for transport or framing.
+// Shared by host and guest: no imports outside src/agent/guest.
+
+/** virtio-serial port names (QEMU); Firecracker uses the vsock ports below instead. */
+export const PORT_MCP = "nucleus.mcp";
+export const PORT_CONTROL = "nucleus.ctl";
+/** Firecracker vsock ports the guest listens on (host connects with `CONNECT <port>`). */
+export const VSOCK_PORT_CONTROL = 1024;
+export const VSOCK_PORT_MCP = 1025;
+
+export const STREAM_CONTROL = 0;
+/** The server's stderr, guest → host, `data` frames. */
+export const STREAM_STDERR = 1;
+/** Streams from this id up are egress connections, opened by the guest (reserved). */
+export const FIRST_EGRESS_STREAM = 16;
+
+export const AGENT_PROTOCOL_VERSION = 1;
+
+export interface MountRequest {
+  /** virtio-9p mount tag (QEMU) or block device (Firecracker, e.g. /dev/vdb). */
+  readonly source: string;
+  readonly kind: "9p" | "block";
+  /** Absolute path in the guest (the same path as on the host). */
+  readonly path: string;
+  readonly writable: boolean;
+  /** Code directories may be cached aggressively; granted paths are not. */
+  readonly cache: "loose" | "none";
+}
+
+export interface SecretDelivery {
+  readonly target: string;
+  readonly as: "env" | "file";
+  readonly value: string;
+}
+
+export type HostMessage =
+  | {
+      readonly t: "start";
+      readonly argv: readonly string[];
+      readonly env: Readonly<Record<string, string>>;
+      readonly cwd: string | null;
+      readonly mounts: readonly MountRequest[];
+      readonly secrets: readonly SecretDelivery[];
+      readonly tmpMiB: number;
+    }
+  | { readonly t: "shutdown"; readonly graceMs: number };
+
+export type GuestMessage =
+  | { readonly t: "hello"; readonly version: number; readonly kernel: string }
+  | { readonly t: "started"; readonly pid: number }
+  | { readonly t: "error"; readonly message: string }
+  | { readonly t: "exit"; readonly code: number | null; readonly signal: string | null }
+  | { readonly t: "log"; readonly level: "info" | "warn" | "error"; readonly msg: string };
+
+/** Where secrets with as = "file" are written in the guest (a tmpfs, mode 0700). */
+export const GUEST_SECRETS_DIR = "/run/nucleus/secrets";

@@ -1,0 +1,83 @@
+// `nucleus image build|ls|rm`: the guest images of the microVM backends.
+// Parses flags and prints; the work is in src/sandbox/microvm/image/.
+
+import { parseArgs } from "node:util";
+import { ExitCode } from "../errors.js";
+import { buildImage } from "../sandbox/microvm/image/build.js";
+import { imageRoot, listImages, removeImage } from "../sandbox/microvm/image/store.js";
+import type { CliCommand } from "./command.js";
+
+const usage = `Usage: nucleus image <build|ls|rm> [options]
+
+Guest images for the microVM backends (qemu, firecracker): Debian's kernel,
+busybox, this host's Node.js, the guest agent. Servers' code is shared at launch,
+so one image serves every server. Images are cached by content hash in
+$XDG_CACHE_HOME/nucleus/images (default ~/.cache/nucleus/images).
+
+  nucleus image build [--runtime PATH] [--kernel-package NAME] [--kernel-deb FILE]
+      --runtime PATH         the runtime to copy in (default: the Node.js running nucleus)
+      --kernel-package NAME  Debian kernel package (default linux-image-amd64), fetched with apt-get download
+      --kernel-deb FILE      a kernel .deb already at hand
+  nucleus image ls [--json]
+  nucleus image rm ID        remove an image (an unambiguous prefix of its id)
+`;
+
+export const imageCommand: CliCommand = {
+  name: "image",
+  summary: "build, list or remove microVM guest images",
+  usage,
+  async run(args, ctx) {
+    const [sub, ...rest] = args;
+    const root = imageRoot(ctx.env);
+    if (sub === "build") {
+      const { values } = parseArgs({
+        args: rest,
+        strict: true,
+        options: { runtime: { type: "string" }, "kernel-package": { type: "string" }, "kernel-deb": { type: "string" } },
+      });
+      const started = Date.now();
+      const { image, cached } = await buildImage({
+        root,
+        runtime: values.runtime,
+        kernelPackage: values["kernel-package"],
+        kernelDeb: values["kernel-deb"],
+        onProgress: (step) => ctx.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${step}\n`),
+      });
+      ctx.stdout.write(`${image.manifest.id}${cached ? " (cached)" : ""} ${image.dir}\n`);
+      return ExitCode.ok;
+    }
+    if (sub === "ls") {
+      const { values } = parseArgs({ args: rest, strict: true, options: { json: { type: "boolean" } } });
+      const images = listImages(root);
+      if (values.json) {
+        ctx.stdout.write(JSON.stringify(images.map((i) => ({ dir: i.dir, ...i.manifest })), null, 2) + "\n");
+        return ExitCode.ok;
+      }
+      if (images.length === 0) {
+        ctx.stdout.write(`no images in ${root}; build one with \`nucleus image build\`\n`);
+        return ExitCode.ok;
+      }
+      for (const i of images) {
+        const m = i.manifest;
+        ctx.stdout.write(`${m.id}  ${m.createdAt}  kernel ${m.kernel.release}  runtime ${m.runtime.path}  ${(m.initramfsBytes / 1048576).toFixed(0)} MiB\n`);
+      }
+      return ExitCode.ok;
+    }
+    if (sub === "rm") {
+      const { positionals } = parseArgs({ args: rest, strict: true, allowPositionals: true, options: {} });
+      if (positionals.length !== 1) {
+        ctx.stderr.write("nucleus image rm: give exactly one image id (see `nucleus image ls`)\n");
+        return ExitCode.usage;
+      }
+      const removed = removeImage(positionals[0]!, root);
+      if (!removed) {
+        ctx.stderr.write(`nucleus image rm: no image ${positionals[0]} in ${root}\n`);
+        return ExitCode.failure;
+      }
+      ctx.stdout.write(`removed ${positionals[0]}\n`);
+      return ExitCode.ok;
+    }
+    ctx.stderr.write(`nucleus image: expected build, ls or rm${sub ? `, got "${sub}"` : ""}\n${usage}`);
+    return ExitCode.usage;
+  },
+};

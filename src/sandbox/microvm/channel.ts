@@ -1,0 +1,88 @@
+// The host end of a guest agent's control channel: decodes frames from a byte
+// stream (a QEMU chardev socket, a Firecracker vsock connection), hands out the
+// guest's control messages and stderr, sends the start and shutdown requests.
+// Not responsible for the transport or for the VM's lifetime.
+
+import { EventEmitter } from "node:events";
+import type { Duplex } from "node:stream";
+import { PassThrough } from "node:stream";
+import { encodeFrame, FrameDecoder, FrameType } from "../../agent/guest/frame.js";
+import { STREAM_CONTROL, STREAM_STDERR, type GuestMessage, type HostMessage } from "../../agent/guest/protocol.js";
+
+export class ControlChannel extends EventEmitter<{ message: [GuestMessage]; error: [Error]; close: [] }> {
+  /** The server's stderr as relayed by the agent. */
+  readonly stderr = new PassThrough();
+  private readonly decoder = new FrameDecoder();
+  private readonly seen: GuestMessage[] = [];
+
+  constructor(private readonly socket: Duplex) {
+    super();
+    socket.on("data", (chunk: Buffer) => {
+      let frames;
+      try {
+        frames = this.decoder.push(chunk);
+      } catch (err) {
+        // SECURITY: a guest that breaks the framing is not trusted further.
+        this.emit("error", new Error(`the guest agent broke the control protocol: ${(err as Error).message}`));
+        socket.destroy();
+        return;
+      }
+      for (const f of frames) {
+        if (f.stream === STREAM_STDERR && f.type === FrameType.data) this.stderr.write(f.payload);
+        else if (f.stream === STREAM_CONTROL && f.type === FrameType.control) {
+          let msg: GuestMessage;
+          try {
+            msg = JSON.parse(f.payload.toString("utf8")) as GuestMessage;
+          } catch {
+            this.emit("error", new Error("the guest agent sent a control message that is not JSON"));
+            continue;
+          }
+          this.seen.push(msg);
+          this.emit("message", msg);
+        }
+        // Egress streams (>= FIRST_EGRESS_STREAM) are not served yet: such frames are dropped.
+      }
+    });
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      this.stderr.end();
+      this.emit("close");
+    });
+  }
+
+  send(msg: HostMessage): void {
+    if (!this.socket.destroyed) this.socket.write(encodeFrame(STREAM_CONTROL, FrameType.control, JSON.stringify(msg)));
+  }
+
+  /** The first message of type `t` (already received or still to come); rejects when the channel closes first. */
+  waitFor<T extends GuestMessage["t"]>(t: T, timeoutMs: number): Promise<Extract<GuestMessage, { t: T }>> {
+    const early = this.seen.find((m) => m.t === t);
+    if (early) return Promise.resolve(early as Extract<GuestMessage, { t: T }>);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error(`the guest agent sent no "${t}" within ${timeoutMs} ms`)), timeoutMs);
+      const onMsg = (m: GuestMessage) => {
+        if (m.t === t) done(null, m as Extract<GuestMessage, { t: T }>);
+        else if (m.t === "error") done(new Error(`the guest agent reported: ${m.message}`));
+      };
+      const onClose = () => done(new Error(`the control channel closed before the guest agent sent "${t}"`));
+      const done = (err: Error | null, m?: Extract<GuestMessage, { t: T }>) => {
+        clearTimeout(timer);
+        this.off("message", onMsg);
+        this.off("close", onClose);
+        if (err) reject(err);
+        else resolve(m!);
+      };
+      this.on("message", onMsg);
+      this.on("close", onClose);
+    });
+  }
+
+  /** The server's exit as reported by the agent, if it was. */
+  get reportedExit(): Extract<GuestMessage, { t: "exit" }> | null {
+    return (this.seen.find((m) => m.t === "exit") as Extract<GuestMessage, { t: "exit" }> | undefined) ?? null;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}

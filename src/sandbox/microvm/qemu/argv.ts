@@ -1,0 +1,95 @@
+// The QEMU command line of one microVM, built by one pure function so that it
+// can be read and snapshot-tested as the security code it is. Not responsible
+// for running it (backend.ts) or for confining QEMU itself (bwrap.ts).
+
+import { PORT_CONTROL, PORT_MCP } from "../../../agent/guest/protocol.js";
+
+export interface QemuShare {
+  /** 9p mount tag, [a-z0-9]{1,31}. */
+  readonly tag: string;
+  readonly hostPath: string;
+  readonly writable: boolean;
+}
+
+export interface QemuArgvOptions {
+  readonly qemu: string;
+  readonly accel: "kvm" | "tcg";
+  readonly memoryMiB: number;
+  readonly cpus: number;
+  readonly kernel: string;
+  readonly initramfs: string;
+  /** Host TSC frequency in kHz (TCG: fixes the early TSC calibration hang); null to omit. */
+  readonly tscKhz: number | null;
+  /** Host unix socket the control port connects to (the host listens). */
+  readonly controlSocket: string;
+  /** Host unix socket the guest console connects to (the host listens). */
+  readonly consoleSocket: string;
+  readonly shares: readonly QemuShare[];
+}
+
+export function kernelCmdline(o: Pick<QemuArgvOptions, "accel" | "tscKhz">): string {
+  return [
+    "console=ttyS0",
+    "quiet",
+    "loglevel=4",
+    // A kernel panic (e.g. the agent, PID 1, dying) reboots at once, and -no-reboot turns that into QEMU's exit.
+    "panic=-1",
+    "reboot=t",
+    "8250.nr_uarts=1",
+    "rdinit=/init",
+    ...(o.accel === "tcg" && o.tscKhz ? [`tsc_early_khz=${o.tscKhz}`] : []),
+  ].join(" ");
+}
+
+export function buildQemuArgv(o: QemuArgvOptions): string[] {
+  for (const s of o.shares) {
+    if (!/^[a-z0-9]{1,31}$/.test(s.tag)) throw new Error(`invalid 9p mount tag "${s.tag}"`);
+    // QEMU's option parser splits on commas; a path with one would inject options.
+    if (s.hostPath.includes(",")) throw new Error(`cannot share ${s.hostPath}: QEMU does not accept commas in shared paths`);
+  }
+  for (const p of [o.kernel, o.initramfs, o.controlSocket, o.consoleSocket]) {
+    if (p.includes(",")) throw new Error(`QEMU cannot take the path ${p}: it contains a comma`);
+  }
+  const argv = [
+    o.qemu,
+    "-M", "microvm",
+    "-accel", o.accel,
+    // TCG: every feature it emulates (Node needs more than qemu64's SSE2); KVM: the host CPU.
+    "-cpu", o.accel === "kvm" ? "host" : "max",
+    "-m", `${o.memoryMiB}M`,
+    "-smp", String(o.cpus),
+    // SECURITY: no default devices (no NIC, no VGA, no floppy, no monitor), no user config files.
+    "-nodefaults",
+    "-no-user-config",
+    "-nographic",
+    // SECURITY: no network device at all: the guest's only ways out are the ports below.
+    "-nic", "none",
+    // A guest reset (the agent's power-off, a kernel panic) ends QEMU instead of rebooting.
+    "-no-reboot",
+    // SECURITY: QEMU's own seccomp filter: no obsolete syscalls, no setuid/capabilities,
+    // no fork/exec, no scheduler/affinity changes — a compromised QEMU stays contained.
+    "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+    "-kernel", o.kernel,
+    "-initrd", o.initramfs,
+    "-append", kernelCmdline(o),
+    // Guest console (kernel messages, the agent's diagnostics) → the host's log.
+    "-chardev", `socket,id=con,path=${o.consoleSocket}`,
+    "-serial", "chardev:con",
+    "-device", "virtio-serial-device,max_ports=4",
+    // The MCP stream is QEMU's own stdin/stdout: the Sandbox's stdio, no relay on the host.
+    "-chardev", "stdio,id=mcp,signal=off",
+    "-device", `virtserialport,chardev=mcp,name=${PORT_MCP}`,
+    "-chardev", `socket,id=ctl,path=${o.controlSocket}`,
+    "-device", `virtserialport,chardev=ctl,name=${PORT_CONTROL}`,
+  ];
+  for (const s of o.shares) {
+    argv.push(
+      "-fsdev",
+      // SECURITY: readonly=on makes QEMU refuse every write to a path not granted as writable.
+      `local,id=${s.tag},path=${s.hostPath},security_model=none,multidevs=remap${s.writable ? "" : ",readonly=on"}`,
+      "-device",
+      `virtio-9p-device,fsdev=${s.tag},mount_tag=${s.tag}`,
+    );
+  }
+  return argv;
+}

@@ -1,0 +1,216 @@
+// The QEMU microVM backend: every server in its own `-M microvm` guest (KVM when
+// usable, TCG otherwise), QEMU itself inside bubblewrap, the MCP stream on a
+// virtio-serial port bridged to QEMU's stdio, code dirs and granted paths over
+// virtio-9p. Not responsible for the image (image/) or the guest agent (src/agent/guest).
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ServerSpec } from "../../../config/spec.js";
+import { NucleusError, refused } from "../../../errors.js";
+import type { Backend, Gap, LaunchContext, ProbeResult, Sandbox } from "../../backend.js";
+import { baseServerEnv } from "../../env.js";
+import { spawnSandbox } from "../../process.js";
+import { whichSync } from "../../which.js";
+import { ControlChannel } from "../channel.js";
+import { commonVmGaps, imageFacts } from "../gaps.js";
+import { ImageLookup } from "../image-lookup.js";
+import { vmSandbox } from "../vm-sandbox.js";
+import { buildQemuArgv, type QemuShare } from "./argv.js";
+import { buildQemuBwrapArgv } from "./bwrap.js";
+import { chooseAccel, hostTscKhz, usrLinks } from "./host.js";
+import type { MountRequest } from "../../../agent/guest/protocol.js";
+
+export interface QemuBackendOptions {
+  readonly qemu?: string;
+  readonly bwrap?: string;
+  /** Image cache root (default: $XDG_CACHE_HOME/nucleus/images). */
+  readonly imageRoot?: string;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export class QemuBackend implements Backend {
+  readonly name = "qemu" as const;
+  private readonly images: ImageLookup;
+
+  constructor(private readonly opts: QemuBackendOptions = {}) {
+    this.images = new ImageLookup(opts.imageRoot);
+  }
+
+  private qemuPath(): string | null {
+    return this.opts.qemu ?? whichSync("qemu-system-x86_64", (this.opts.env ?? process.env).PATH);
+  }
+  private bwrapPath(): string | null {
+    return this.opts.bwrap ?? whichSync("bwrap", (this.opts.env ?? process.env).PATH);
+  }
+
+  async probe(): Promise<ProbeResult> {
+    const qemu = this.qemuPath();
+    const bwrap = this.bwrapPath();
+    const hints: string[] = [];
+    if (!qemu) hints.push("install QEMU: `sudo apt-get install qemu-system-x86` (scripts/setup.sh does)");
+    if (!bwrap) hints.push("install bubblewrap, which confines QEMU itself: `sudo apt-get install bubblewrap`");
+    if (!qemu || !bwrap) {
+      return { available: false, reason: `the QEMU backend needs ${[!qemu && "qemu-system-x86_64", !bwrap && "bwrap"].filter(Boolean).join(" and ")}, not found on PATH`, hints };
+    }
+    const accel = chooseAccel(this.opts.env);
+    const image = await this.images.hasImage();
+    if (!image) hints.push("build the guest image before the first launch: `nucleus image build`");
+    if (accel.accel === "tcg") hints.push("for KVM speed, use a host with hardware virtualization and access to /dev/kvm");
+    const how = accel.accel === "kvm" ? "KVM" : "TCG, software emulation, slower";
+    return { available: true, reason: `QEMU at ${qemu} runs microVMs with ${how} (${accel.reason})${image ? "" : "; no guest image yet"}`, hints };
+  }
+
+  async gaps(spec: ServerSpec): Promise<Gap[]> {
+    return commonVmGaps(spec, "qemu", imageFacts(await this.images.current()));
+  }
+
+  async launch(spec: ServerSpec, ctx: LaunchContext): Promise<Sandbox> {
+    const gaps = await this.gaps(spec);
+    if (gaps.length > 0) throw refused(gaps[0]!.message, gaps[0]!.hint);
+    const argv0 = spec.launch.argv[0];
+    if (!argv0) throw new NucleusError("SANDBOX_START_FAILED", `server "${spec.name}" has no resolved command`);
+    const qemu = this.qemuPath();
+    const bwrap = this.bwrapPath();
+    if (!qemu || !bwrap) throw new NucleusError("BACKEND_UNAVAILABLE", "the QEMU backend needs qemu-system-x86_64 and bwrap", { hint: "run scripts/setup.sh" });
+    const image = await this.images.require(spec.name, argv0);
+    const log = ctx.log.child({ server: spec.name, backend: "qemu" });
+    const accel = chooseAccel(this.opts.env);
+
+    // Code dirs and granted paths, each its own 9p share at the same path in the guest.
+    const shares: QemuShare[] = [];
+    const mounts: MountRequest[] = [];
+    const granted = new Set(spec.paths.map((g) => g.path));
+    spec.launch.codeDirs.filter((d) => !granted.has(d)).forEach((dir, i) => {
+      shares.push({ tag: `c${i}`, hostPath: dir, writable: false });
+      mounts.push({ source: `c${i}`, kind: "9p", path: dir, writable: false, cache: "loose" });
+    });
+    spec.paths.forEach((g, i) => {
+      shares.push({ tag: `p${i}`, hostPath: g.path, writable: g.writable });
+      mounts.push({ source: `p${i}`, kind: "9p", path: g.path, writable: g.writable, cache: "none" });
+    });
+
+    const runDir = mkdtempSync(join(tmpdir(), "nucleus-qemu-"));
+    const controlSocket = join(runDir, "ctl.sock");
+    const consoleSocket = join(runDir, "con.sock");
+    const servers: Server[] = [];
+    const listen = (path: string) =>
+      new Promise<{ server: Server; conn: Promise<Socket> }>((resolve, reject) => {
+        let onConn!: (s: Socket) => void;
+        const conn = new Promise<Socket>((r) => (onConn = r));
+        // SECURITY: one connection only (QEMU's); the socket lives in a 0700 temp dir.
+        const server = createServer({ pauseOnConnect: false }, (s) => {
+          server.close();
+          onConn(s);
+        });
+        server.maxConnections = 1;
+        servers.push(server);
+        server.once("error", reject);
+        server.listen(path, () => resolve({ server, conn }));
+      });
+    const cleanupHost = () => {
+      for (const s of servers) s.close();
+      rmSync(runDir, { recursive: true, force: true });
+    };
+
+    let vmm: Sandbox;
+    const consoleLines: string[] = [];
+    try {
+      const ctl = await listen(controlSocket);
+      const con = await listen(consoleSocket);
+      const qemuArgv = buildQemuArgv({
+        qemu,
+        accel: accel.accel,
+        memoryMiB: spec.limits.memoryMiB,
+        cpus: spec.limits.cpus,
+        kernel: image.kernel,
+        initramfs: image.initramfs,
+        tscKhz: hostTscKhz(),
+        controlSocket,
+        consoleSocket,
+        shares,
+      });
+      const links = usrLinks();
+      const argv = buildQemuBwrapArgv({
+        bwrap,
+        usrLinks: links,
+        runtimeDirs: ["/bin", "/sbin", "/lib", "/lib64"].filter((d) => !links.has(d)),
+        imageDir: image.dir,
+        runDir,
+        shares,
+        kvm: accel.accel === "kvm",
+        qemuArgv,
+      });
+      log.debug("starting QEMU microVM", { accel: accel.accel, image: image.manifest.id, memoryMiB: spec.limits.memoryMiB, cpus: spec.limits.cpus });
+      vmm = await spawnSandbox({
+        serverName: spec.name,
+        backend: "qemu",
+        argv,
+        env: {},
+        defaultGraceMs: spec.timeouts.shutdownGraceMs,
+        cleanup: async () => cleanupHost(),
+      });
+      void con.conn.then((s) => {
+        let partial = "";
+        s.on("error", () => {});
+        s.on("data", (d: Buffer) => {
+          partial += d.toString("utf8");
+          let i: number;
+          while ((i = partial.indexOf("\n")) >= 0) {
+            const line = partial.slice(0, i).replace(/\r$/, "");
+            partial = partial.slice(i + 1);
+            if (!line.trim()) continue;
+            consoleLines.push(line);
+            if (consoleLines.length > 50) consoleLines.shift();
+            log.debug("guest console", { line });
+          }
+          if (partial.length > 4096) partial = "";
+        });
+      });
+      const bootMs = accel.accel === "tcg" ? Math.max(spec.timeouts.startupMs, 90_000) : spec.timeouts.startupMs;
+      const early = vmm.exited.then((e) => {
+        throw new Error(`QEMU exited during boot: ${e.message}${consoleLines.length ? `; console: ${consoleLines.slice(-3).join(" | ")}` : ""}`);
+      });
+      early.catch(() => {});
+      const socket = await Promise.race([ctl.conn, early]);
+      const channel = new ControlChannel(socket);
+      try {
+        await Promise.race([channel.waitFor("hello", bootMs), early]);
+        const env: Record<string, string> = { ...baseServerEnv("/tmp"), ...spec.launch.env };
+        // SECURITY: secrets go over the control channel now, after boot — never on the kernel
+        // command line, in the image or in QEMU's argv.
+        channel.send({
+          t: "start",
+          argv: spec.launch.argv,
+          env,
+          cwd: spec.launch.cwd,
+          mounts,
+          secrets: [...ctx.secrets].map(([target, s]) => ({ target, as: s.as, value: s.value })),
+          tmpMiB: spec.limits.tmpMiB,
+        });
+        await Promise.race([channel.waitFor("started", spec.timeouts.startupMs), early]);
+      } catch (err) {
+        await vmm.stop(0);
+        throw err;
+      }
+      log.info("server started in a QEMU microVM", { accel: accel.accel });
+      return vmSandbox({
+        backend: "qemu",
+        serverName: spec.name,
+        vmm,
+        channel,
+        defaultGraceMs: spec.timeouts.shutdownGraceMs,
+        consoleTail: () => consoleLines,
+        details: { ...vmm.details, accel: accel.accel, image: image.manifest.id, runDir },
+      });
+    } catch (err) {
+      cleanupHost();
+      if (err instanceof NucleusError) throw err;
+      throw new NucleusError("SANDBOX_START_FAILED", `server "${spec.name}" could not start in a QEMU microVM: ${(err as Error).message}`, {
+        hint: "run with --log-level debug to see the guest console",
+        cause: err,
+      });
+    }
+  }
+}
