@@ -9,6 +9,7 @@ import type { Logger } from "../log.js";
 import { resolvePackageSpec } from "../packages/npm.js";
 import type { Backend } from "../sandbox/backend.js";
 import { BubblewrapBackend } from "../sandbox/bubblewrap/backend.js";
+import { FirecrackerBackend, QemuBackend } from "../sandbox/microvm/index.js";
 import { selectBackend } from "../sandbox/select.js";
 import { UnsandboxedBackend } from "../sandbox/unsandboxed.js";
 import { SecretRedactor } from "../secrets/redactor.js";
@@ -26,7 +27,7 @@ export interface Services {
 
 /** Every backend built into this gateway; selection picks among them per server. */
 export function defaultBackends(): Backend[] {
-  return [new BubblewrapBackend(), new UnsandboxedBackend()];
+  return [new FirecrackerBackend(), new QemuBackend(), new BubblewrapBackend(), new UnsandboxedBackend()];
 }
 
 export async function createServices(

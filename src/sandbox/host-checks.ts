@@ -8,7 +8,7 @@ import type { Controller } from "./cgroups/layout.js";
 import { BubblewrapBackend } from "./bubblewrap/backend.js";
 import { buildSeccompFilter } from "./seccomp/filter.js";
 import { seccompArchOf } from "./seccomp/syscalls.js";
-import { kvmUsable } from "./select.js";
+import { kvmStatus } from "./kvm.js";
 import { whichSync } from "./which.js";
 
 export type CheckStatus = "ok" | "warn" | "fail" | "info";
@@ -93,8 +93,9 @@ export async function hostChecks(): Promise<HostCheck[]> {
   out.push(landlockCheck());
   const qemu = whichSync(process.arch === "arm64" ? "qemu-system-aarch64" : "qemu-system-x86_64");
   out.push({ name: "qemu", status: qemu ? "ok" : "info", detail: qemu ?? "not installed", fix: qemu ? "" : "apt-get install -y qemu-system-x86 (for the qemu backend)" });
-  const kvm = kvmUsable();
-  out.push({ name: "kvm", status: kvm ? "ok" : "info", detail: kvm ? "/dev/kvm usable" : existsSync("/dev/kvm") ? "/dev/kvm exists but is not accessible" : "no /dev/kvm (QEMU runs with TCG only when named)", fix: kvm ? "" : "enable virtualisation, load kvm_intel/kvm_amd, and add yourself to the kvm group" });
+  const kvmInfo = kvmStatus();
+  const kvm = kvmInfo.usable;
+  out.push({ name: "kvm", status: kvm ? "ok" : "info", detail: kvm ? kvmInfo.reason : `${kvmInfo.reason} (QEMU runs with TCG only when named)`, fix: kvm ? "" : "enable virtualisation, load kvm_intel/kvm_amd, and add yourself to the kvm group" });
   const fc = whichSync("firecracker");
   out.push({ name: "firecracker", status: fc && kvm ? "ok" : "info", detail: fc ? (kvm ? fc : `${fc} (needs KVM)`) : "not installed", fix: fc ? "" : "install the firecracker release binary (needs KVM)" });
   return out;

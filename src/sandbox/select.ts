@@ -3,7 +3,7 @@
 // qemu with KVM, then bubblewrap. `unsandboxed` is only ever chosen by name.
 // Not responsible for enforcing anything: the chosen backend's gaps() does that.
 
-import { closeSync, openSync } from "node:fs";
+import { kvmStatus } from "./kvm.js";
 import type { BackendChoice, BackendName, ServerSpec } from "../config/spec.js";
 import { NucleusError, ExitCode } from "../errors.js";
 import type { Backend } from "./backend.js";
@@ -15,18 +15,12 @@ export interface Selection {
 }
 
 export interface SelectionFacts {
-  /** /dev/kvm opens read-write (QEMU is only an `auto` choice with KVM). */
+  /** Hardware virtualization is usable (src/sandbox/kvm.ts); QEMU is only an `auto` choice with KVM. */
   readonly kvm: boolean;
 }
 
 export function kvmUsable(): boolean {
-  try {
-    // Opening, not access(): root passes access() on a device the kernel then refuses.
-    closeSync(openSync("/dev/kvm", "r+"));
-    return true;
-  } catch {
-    return false;
-  }
+  return kvmStatus().usable;
 }
 
 /** The order `auto` tries; unsandboxed is absent on purpose. */

@@ -1,7 +1,8 @@
 // Facts about this host that shape a QEMU launch: which accelerator works, the
 // TSC frequency for TCG guests, the merged-/usr links. Not responsible for argv.
 
-import { accessSync, constants, existsSync, lstatSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, readlinkSync } from "node:fs";
+import { kvmStatus } from "../../kvm.js";
 import { dirname, join } from "node:path";
 
 export interface AccelChoice {
@@ -17,16 +18,8 @@ export interface AccelChoice {
 export function chooseAccel(env: NodeJS.ProcessEnv = process.env, cpuinfo = readCpuinfo()): AccelChoice {
   const forced = env.NUCLEUS_QEMU_ACCEL;
   if (forced === "kvm" || forced === "tcg") return { accel: forced, reason: `NUCLEUS_QEMU_ACCEL=${forced}` };
-  if (!existsSync("/dev/kvm")) return { accel: "tcg", reason: "no /dev/kvm" };
-  try {
-    accessSync("/dev/kvm", constants.R_OK | constants.W_OK);
-  } catch {
-    return { accel: "tcg", reason: "/dev/kvm is not accessible to this user (add the user to the kvm group for KVM)" };
-  }
-  if (!/^flags\s*:.*\b(vmx|svm)\b/m.test(cpuinfo)) {
-    return { accel: "tcg", reason: "/dev/kvm exists but the CPU shows no vmx/svm (no hardware virtualization)" };
-  }
-  return { accel: "kvm", reason: "/dev/kvm is usable" };
+  const kvm = kvmStatus(cpuinfo);
+  return { accel: kvm.usable ? "kvm" : "tcg", reason: kvm.reason };
 }
 
 function readCpuinfo(): string {
