@@ -79,9 +79,40 @@ export class StreamTransport implements Transport {
       }
       const line = Buffer.concat(this.chunks, this.buffered).toString("utf8");
       this.reset();
-      this.handleLine(line);
+      this.pending.push(line);
     }
+    void this.drain();
   };
+
+  /** Complete lines not yet delivered, in order. */
+  private pending: string[] = [];
+  private delivering = false;
+  private drained: Promise<void> = Promise.resolve();
+
+  /**
+   * Delivers lines in order. After a notification it yields one microtask: the
+   * SDK runs notification handlers (progress) a microtask later but handles a
+   * response at once, so a progress notification followed by its response in
+   * one chunk would otherwise reach a handler that the response already removed.
+   */
+  private drain(): Promise<void> {
+    // (Streams may emit several 'data' events synchronously: the flag, set and
+    // cleared synchronously, is what tells whether a pass is still running.)
+    if (!this.delivering) this.drained = this.deliverPending();
+    return this.drained;
+  }
+
+  private async deliverPending(): Promise<void> {
+    this.delivering = true;
+    try {
+      while (this.pending.length > 0 && !this.closed) {
+        const line = this.pending.shift()!;
+        if (this.handleLine(line) === "notification") await Promise.resolve();
+      }
+    } finally {
+      this.delivering = false;
+    }
+  }
 
   private append(part: Buffer): void {
     if (this.skipping || part.length === 0) return;
@@ -107,16 +138,16 @@ export class StreamTransport implements Transport {
     this.buffered = 0;
   }
 
-  private handleLine(raw: string): void {
+  private handleLine(raw: string): "notification" | "other" {
     const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
-    if (line.trim() === "") return;
+    if (line.trim() === "") return "other";
     let value: unknown;
     try {
       value = JSON.parse(line);
     } catch {
       this.onerror?.(new Error(`${this.opts.peer} sent invalid JSON`));
       if (this.opts.role === "server") this.sendError(null, -32700, "Parse error");
-      return;
+      return "other";
     }
     const parsed = JSONRPCMessageSchema.safeParse(value);
     if (!parsed.success) {
@@ -126,13 +157,14 @@ export class StreamTransport implements Transport {
         // Notifications (no id) get no answer, per JSON-RPC.
         if (id !== undefined) this.sendError(id, -32600, "Invalid Request");
       }
-      return;
+      return "other";
     }
     try {
       this.onmessage?.(parsed.data);
     } catch (err) {
       this.onerror?.(err instanceof Error ? err : new Error(String(err)));
     }
+    return "method" in parsed.data && !("id" in parsed.data) ? "notification" : "other";
   }
 
   private sendError(id: string | number | null, code: number, message: string): void {
@@ -157,7 +189,8 @@ export class StreamTransport implements Transport {
   }
 
   private readonly onEnd = (): void => {
-    void this.close();
+    // Deliver what arrived before the end (a last response) before closing.
+    void this.drain().then(() => this.close());
   };
 
   private readonly onStreamError = (err: Error): void => {
@@ -175,6 +208,7 @@ export class StreamTransport implements Transport {
     this.input.off("end", this.onEnd);
     this.input.off("close", this.onEnd);
     this.reset();
+    this.pending = [];
     // Ending our side lets a well-behaved peer see EOF.
     try {
       if (!this.output.writableEnded && this.output !== process.stdout) this.output.end();

@@ -52,7 +52,7 @@ describe("nucleus check", () => {
   it("passes the shipped example", () => {
     const r = nucleus(["-c", join(repo, "examples", "nucleus.toml"), "check"]);
     expect(r.stderr).toBe("");
-    expect(r.stdout).toBe("config OK: 3 servers (everything, filesystem, memory)\n");
+    expect(r.stdout).toBe("config OK: 4 servers (everything, filesystem, explorer, memory)\n");
     expect(r.code).toBe(0);
   });
 

@@ -55,7 +55,7 @@ path = "~/key.pem"
       auditArguments: false,
       auditMaxBytes: 10485760,
       maxMessageBytes: 16777216,
-      http: { listen: "127.0.0.1", port: 9000 },
+      http: { listen: "127.0.0.1", port: 9000, token: null, allowedOrigins: [], maxSessions: 8, idleTimeoutMs: 900000, insecureListenAny: false },
     });
     const [fs, gh] = config.servers;
     expect(fs!.launch.argv).toEqual(["/usr/bin/node", "-e", "0"].map((a, i) => (i === 0 ? fs!.launch.argv[0] : a)));
@@ -378,9 +378,16 @@ from = "env"
   it("validates the HTTP listen address and warns when it is not loopback", async () => {
     const bad = await t.check(`[gateway.http]\nlisten = "example.com"\n`);
     expect(problemLines(bad)).toEqual([`gateway.http.listen: "example.com" must be an IP address (e.g. "127.0.0.1") or "localhost"`]);
-    const open = await t.check(`[gateway.http]\nlisten = "0.0.0.0"\n[servers.a]\n${node}\n`);
+    const refused = await t.check(`[gateway.http]\nlisten = "0.0.0.0"\n[servers.a]\n${node}\n`);
+    expect(problemLines(refused)).toEqual([expect.stringMatching(/^gateway\.http\.listen: "0\.0\.0\.0" is not a loopback address; set gateway\.http\.insecure_listen_any = true/)]);
+    const open = await t.check(`[gateway.http]\nlisten = "0.0.0.0"\ninsecure_listen_any = true\n[servers.a]\n${node}\n`);
     expect(open.problems).toEqual([]);
     expect(open.warnings.map((w) => w.path)).toEqual(["gateway.http.listen"]);
+    const token = await t.check(`[gateway.http]\ntoken = "NOPE"\nallowed_origins = ["http://localhost:3000", "localhost"]\n[servers.a]\n${node}\n`);
+    expect(problemLines(token)).toEqual([
+      expect.stringMatching(/^gateway\.http\.allowed_origins\[1\]: "localhost" must be an origin/),
+      expect.stringMatching(/^gateway\.http\.token: unknown secret "NOPE"/),
+    ]);
   });
 });
 
