@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // bench/gateway: the cost of the gateway itself. In one run, for
 // server-everything's `echo`: direct stdio vs through `nucleus run` vs through
-// `nucleus serve` — p50/p99 latency of sequential calls, throughput with 16
+// `nucleus serve` (and a byte relay, the floor of any proxy process) — p50/p99
+// latency of sequential calls, throughput with 16
 // calls in flight, and time from spawn to the first call's result.
 // The gateway runs the server with the `unsandboxed` backend here so that only
 // the gateway's own overhead is measured (sandbox costs: bench/startup, bench/vm).
@@ -29,8 +30,18 @@ writeFileSync(
   `[gateway]\nbackend = "unsandboxed"\n\n[servers.everything]\ncommand = [${JSON.stringify(process.execPath)}, ${JSON.stringify(everything)}]\ninsecure_unsandboxed = true\n`,
 );
 
+// The floor of any proxy process: a byte relay that parses nothing (one more
+// process and two more pipe hops, nothing else). It shows how much of the
+// gateway's cost is the hop itself on this machine.
+const relay = join(dir, "relay.mjs");
+writeFileSync(
+  relay,
+  `import { spawn } from "node:child_process";\nconst c = spawn(process.execPath, [${JSON.stringify(everything)}], { stdio: ["pipe", "pipe", "ignore"] });\nprocess.stdin.pipe(c.stdin);\nc.stdout.pipe(process.stdout);\nc.on("exit", () => process.exit(0));\n`,
+);
+
 const modes = {
   direct: { command: process.execPath, args: [everything], tool: "echo" },
+  "byte relay": { command: process.execPath, args: [relay], tool: "echo" },
   "nucleus run": { command: process.execPath, args: [nucleus, "--log-level", "error", "-c", config, "run", "everything"], tool: "echo" },
   "nucleus serve": { command: process.execPath, args: [nucleus, "--log-level", "error", "-c", config, "serve"], tool: "everything__echo" },
 };
@@ -96,4 +107,4 @@ for (const [mode, s] of Object.entries(summary)) {
     `${mode.padEnd(14)}  ${s.p50.toFixed(3).padStart(6)}   ${s.p99.toFixed(3).padStart(6)}   ${s.throughput.toFixed(0).padStart(22)}   ${s.firstCall.toFixed(0).padStart(13)}   ${(s.p50 / d.p50).toFixed(2).padStart(9)}   ${(s.throughput / d.throughput).toFixed(2).padStart(16)}`,
   );
 }
-console.log("goals: p50 ratio ≤ 1.15, throughput ratio ≥ 0.90");
+console.log("goals: p50 ratio ≤ 1.15, throughput ratio ≥ 0.90 (against direct); `byte relay` is the floor of any extra process");

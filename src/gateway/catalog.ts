@@ -33,6 +33,9 @@ export interface ToolPolicy {
 export class Catalog {
   private readonly servers = new Map<string, ServerCatalog>();
   private readonly order: string[];
+  /** Views computed once per change: calls look tools up on every request. */
+  private toolsView: ReturnType<Catalog["computeTools"]> | null = null;
+  private promptsView: ReturnType<Catalog["computePrompts"]> | null = null;
 
   constructor(
     serverNames: readonly string[],
@@ -46,6 +49,12 @@ export class Catalog {
     const entry = this.servers.get(server) ?? {};
     entry[kind] = items;
     this.servers.set(server, entry);
+    this.invalidate();
+  }
+
+  private invalidate(): void {
+    this.toolsView = null;
+    this.promptsView = null;
   }
 
   has(server: string, kind: keyof ServerCatalog): boolean {
@@ -54,10 +63,19 @@ export class Catalog {
 
   clear(server: string): void {
     this.servers.delete(server);
+    this.invalidate();
   }
 
   /** Tools the client may see, the lookup from exposed name to origin, and collisions. */
   tools(): { list: Tool[]; lookup: Map<string, Origin>; hidden: Map<string, Origin>; collisions: Collision[] } {
+    return (this.toolsView ??= this.computeTools());
+  }
+
+  prompts(): { list: Prompt[]; lookup: Map<string, Origin>; collisions: Collision[] } {
+    return (this.promptsView ??= this.computePrompts());
+  }
+
+  private computeTools(): { list: Tool[]; lookup: Map<string, Origin>; hidden: Map<string, Origin>; collisions: Collision[] } {
     const hidden = new Map<string, Origin>();
     const candidates: Array<{ exposed: string; origin: Origin; item: Tool }> = [];
     for (const server of this.order) {
@@ -75,7 +93,7 @@ export class Catalog {
     return { list: kept.map((c) => c.item), lookup: new Map(kept.map((c) => [c.exposed, c.origin])), hidden, collisions };
   }
 
-  prompts(): { list: Prompt[]; lookup: Map<string, Origin>; collisions: Collision[] } {
+  private computePrompts(): { list: Prompt[]; lookup: Map<string, Origin>; collisions: Collision[] } {
     const candidates: Array<{ exposed: string; origin: Origin; item: Prompt }> = [];
     for (const server of this.order) {
       for (const prompt of this.servers.get(server)?.prompts ?? []) {

@@ -152,6 +152,8 @@ export class Gateway {
   // ---- catalog -------------------------------------------------------------
 
   private async ensureCatalog(kind: keyof ServerCatalog): Promise<void> {
+    // Fast path (every call passes here): all servers up and listed.
+    if ([...this.upstreams.values()].every((up) => up.status === "ready" && this.catalog.has(up.name, kind))) return;
     this.syncCapabilities();
     await Promise.all(
       [...this.upstreams.values()].map(async (up) => {

@@ -5,7 +5,7 @@
 
 import type { Readable, Writable } from "node:stream";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
-import { JSONRPCMessageSchema, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
@@ -149,7 +149,7 @@ export class StreamTransport implements Transport {
       if (this.opts.role === "server") this.sendError(null, -32700, "Parse error");
       return "other";
     }
-    const parsed = JSONRPCMessageSchema.safeParse(value);
+    const parsed = checkEnvelope(value);
     if (!parsed.success) {
       this.onerror?.(new Error(`${this.opts.peer} sent a message that is not JSON-RPC 2.0`));
       if (this.opts.role === "server") {
@@ -217,6 +217,32 @@ export class StreamTransport implements Transport {
     }
     this.onclose?.();
   }
+}
+
+/**
+ * The JSON-RPC 2.0 envelope, checked structurally (the SDK validates each
+ * method's params and results with its own schemas); a full schema parse per
+ * message would cost more than the rest of the relay.
+ */
+function checkEnvelope(value: unknown): { success: true; data: JSONRPCMessage } | { success: false } {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return { success: false };
+  const v = value as Record<string, unknown>;
+  if (v.jsonrpc !== "2.0") return { success: false };
+  const id = v.id;
+  const idOk = typeof id === "string" || (typeof id === "number" && Number.isFinite(id));
+  const paramsOk = v.params === undefined || (typeof v.params === "object" && v.params !== null);
+  if (typeof v.method === "string") {
+    if (!paramsOk) return { success: false };
+    if ("id" in v && !idOk) return { success: false };
+    return { success: true, data: v as JSONRPCMessage };
+  }
+  if (!idOk && !("error" in v && id === null)) return { success: false };
+  if ("result" in v && typeof v.result === "object" && v.result !== null && !("error" in v)) return { success: true, data: v as JSONRPCMessage };
+  if ("error" in v && !("result" in v)) {
+    const e = v.error as Record<string, unknown> | null;
+    if (e && typeof e === "object" && typeof e.code === "number" && typeof e.message === "string") return { success: true, data: v as JSONRPCMessage };
+  }
+  return { success: false };
 }
 
 function idOf(value: unknown): string | number | null | undefined {
