@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { ClientCapabilities } from "@modelcontextprotocol/sdk/types.js";
+import { afterEach } from "vitest";
 import type { ServerSpec } from "../../src/config/spec.js";
 import { Gateway } from "../../src/gateway/gateway.js";
 import type { AuditEvent } from "../../src/audit/events.js";
@@ -59,5 +60,22 @@ export async function startTestGateway(
       await client.close().catch(() => undefined);
       await gateway.close();
     },
+  };
+}
+
+/**
+ * For a test file: returns `gw(...)`, which starts a test gateway that is closed
+ * after each test (so a failing assertion leaves no server behind).
+ */
+export function useGateways(): typeof startTestGateway {
+  let open: TestGateway[] = [];
+  afterEach(async () => {
+    await Promise.all(open.map((g) => g.close()));
+    open = [];
+  });
+  return async (...args) => {
+    const g = await startTestGateway(...args);
+    open.push(g);
+    return g;
   };
 }

@@ -87,14 +87,7 @@ export function pidsOf(s: TestSession): number[] {
   return s.audit.filter((a) => a.type === "server.start").map((a) => Number((a.fields.details as Record<string, string>).pid));
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { alive } from "./process.js";
 
 export const INIT = {
   jsonrpc: "2.0",

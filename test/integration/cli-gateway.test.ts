@@ -7,6 +7,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { EVERYTHING, MEMORY, TINY } from "../helpers/gateway.js";
 import { NUCLEUS, ensureBuilt, runCli, tempConfig } from "../helpers/cli.js";
+import { alive } from "../helpers/process.js";
 
 const node = process.execPath;
 const cfg = tempConfig(`
@@ -32,14 +33,6 @@ async function connect(args: string[]): Promise<{ client: Client; transport: Std
   return { client, transport, stderr: () => stderr };
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe("nucleus serve (stdio, bubblewrap)", () => {
   it("aggregates both servers' tools and answers calls from inside the sandboxes", async () => {

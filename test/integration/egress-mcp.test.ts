@@ -44,6 +44,8 @@ describe("an MCP server behind the egress agent", () => {
       argv: [
         "bwrap", "--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session",
         "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/run",
+        // The repository (and its node_modules) may itself live under /tmp (a CI clone).
+        "--ro-bind", root, root,
         "--ro-bind", proxy.socketPath, S.socket,
         "--ro-bind", agentDir, S.agentDir,
         "--ro-bind", join(tmp, "hosts"), S.hosts,

@@ -1,6 +1,6 @@
 // Forwarding through the gateway: server→client requests, progress,
 // cancellation, logging, list_changed, subscriptions, completions.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
@@ -10,22 +10,13 @@ import {
   ToolListChangedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import { makeSpec } from "../helpers/spec.js";
-import { EVERYTHING, TINY, startTestGateway, type TestGateway } from "../helpers/gateway.js";
+import { EVERYTHING, TINY, useGateways } from "../helpers/gateway.js";
 
 const node = process.execPath;
 const everything = () => makeSpec({ name: "everything", argv: [node, EVERYTHING], insecureUnsandboxed: true });
 const tiny = (name: string, mode = "normal") => makeSpec({ name, argv: [node, TINY, mode, name], insecureUnsandboxed: true });
 
-let open: TestGateway[] = [];
-afterEach(async () => {
-  await Promise.all(open.map((g) => g.close()));
-  open = [];
-});
-async function gw(...args: Parameters<typeof startTestGateway>) {
-  const g = await startTestGateway(...args);
-  open.push(g);
-  return g;
-}
+const gw = useGateways();
 const text = (r: unknown) => JSON.stringify((r as { content: unknown }).content);
 
 describe("gateway: server→client requests", () => {

@@ -1,32 +1,16 @@
 // Supervision: crashes fail in-flight calls at once and the server comes back;
 // hostile output (garbage, endless lines) is cut off without harming others.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { makeSpec } from "../helpers/spec.js";
-import { TINY, startTestGateway, type TestGateway } from "../helpers/gateway.js";
+import { alive } from "../helpers/process.js";
+import { TINY, startTestGateway, useGateways, type TestGateway } from "../helpers/gateway.js";
 
 const node = process.execPath;
 const tiny = (name: string, mode = "normal", timeouts?: { startupMs: number; requestMs: number; shutdownGraceMs: number }) =>
   makeSpec({ name, argv: [node, TINY, mode, name], insecureUnsandboxed: true, ...(timeouts ? { timeouts } : {}) });
 
-let open: TestGateway[] = [];
-afterEach(async () => {
-  await Promise.all(open.map((g) => g.close()));
-  open = [];
-});
-async function gw(...args: Parameters<typeof startTestGateway>) {
-  const g = await startTestGateway(...args);
-  open.push(g);
-  return g;
-}
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const gw = useGateways();
 const pidOf = (g: TestGateway, server: string) => {
   const start = g.audit.filter((a) => a.type === "server.start" && a.fields.server === server).at(-1);
   return Number((start?.fields.details as Record<string, string> | undefined)?.pid);

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
@@ -10,23 +10,14 @@ import { UnsandboxedBackend } from "../../src/sandbox/unsandboxed.js";
 import { Logger } from "../../src/log.js";
 import { connectToSandbox } from "../helpers/mcp.js";
 import { makeSpec } from "../helpers/spec.js";
-import { EVERYTHING, MEMORY, TINY, startTestGateway, type TestGateway } from "../helpers/gateway.js";
+import { EVERYTHING, MEMORY, TINY, useGateways } from "../helpers/gateway.js";
 
 const node = process.execPath;
 const everything = (name = "everything") => makeSpec({ name, argv: [node, EVERYTHING], insecureUnsandboxed: true });
 const memory = () => makeSpec({ name: "memory", argv: [node, MEMORY], insecureUnsandboxed: true });
 const tiny = (name: string, mode = "normal") => makeSpec({ name, argv: [node, TINY, mode, name], insecureUnsandboxed: true });
 
-let open: TestGateway[] = [];
-afterEach(async () => {
-  await Promise.all(open.map((g) => g.close()));
-  open = [];
-});
-async function gw(...args: Parameters<typeof startTestGateway>) {
-  const g = await startTestGateway(...args);
-  open.push(g);
-  return g;
-}
+const gw = useGateways();
 
 /** The tool names a client sees talking to server-everything directly. */
 async function directToolNames(caps: ClientCapabilities): Promise<string[]> {

@@ -1,7 +1,8 @@
 // Secrets end to end on real processes: sources → resolveServerSecrets → a
 // backend's LaunchContext → a real MCP server → redaction of its result, the
-// log and the audit log. Runs on the unsandboxed backend (the one in this
-// tree); the lead re-runs it per sandboxing backend once they are merged.
+// log and the audit log, on the unsandboxed backend (the mechanics alone).
+// test/integration/secrets-gateway.test.ts does it through the gateway with
+// servers in real bubblewrap sandboxes.
 import { readFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -61,7 +62,8 @@ describe("secrets delivered to one server only, and redacted everywhere", () => 
       sandboxes.push(sandbox);
       const client = await connectToSandbox(sandbox);
       const result = await client.callTool({ name: "get-env", arguments: {} });
-      await client.close();
+      // (The client stays open: closing it ends the server, whose /proc entry is checked below.)
+      void client;
       return { raw: JSON.stringify(result), redacted: JSON.stringify(redactor.redactJson(result)), pid: sandbox.details.pid! };
     };
     const ra = await envOf(a);

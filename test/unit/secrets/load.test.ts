@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { SecretSpec } from "../../../src/config/spec.js";
 import { NucleusError } from "../../../src/errors.js";
+import { alive } from "../../helpers/process.js";
 import { describeSource, loadSecret } from "../../../src/secrets/load.js";
 
 const VALUE = "tok-9f8e7d6c5b4a";
@@ -137,11 +138,3 @@ describe("keyring source", () => {
   });
 });
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
