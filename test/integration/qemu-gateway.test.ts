@@ -1,0 +1,88 @@
+// Servers in QEMU microVMs (TCG here) behind the real gateway: tools from
+// inside the VMs, a crash inside a guest reported at once and the server
+// restarted in a fresh VM, and no QEMU process left after the gateway stops.
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { buildImage } from "../../src/sandbox/microvm/image/build.js";
+import { QemuBackend } from "../../src/sandbox/microvm/qemu/backend.js";
+import { whichSync } from "../../src/sandbox/which.js";
+import { EVERYTHING, TINY, startTestGateway, type TestGateway } from "../helpers/gateway.js";
+import { alive } from "../helpers/process.js";
+import { makeSpec } from "../helpers/spec.js";
+
+const noQemu = !whichSync("qemu-system-x86_64") || !whichSync("bwrap") || !whichSync("apt-get");
+const node = process.execPath;
+const nodeModules = resolve(dirname(EVERYTHING), "../../..");
+const timeouts = { startupMs: 180_000, requestMs: 60_000, shutdownGraceMs: 3000 };
+
+function qemuPids(): number[] {
+  return readdirSync("/proc")
+    .filter((n) => /^\d+$/.test(n))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0")[0]!.includes("qemu-system");
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+describe.skipIf(noQemu)("the gateway with servers in QEMU microVMs (needs qemu-system-x86_64, bwrap, apt-get)", () => {
+  let g: TestGateway;
+  let before: number[];
+
+  beforeAll(async () => {
+    await buildImage();
+    before = qemuPids();
+    g = await startTestGateway(
+      [
+        makeSpec({ name: "everything", argv: [node, EVERYTHING], backend: "qemu", timeouts, launch: { argv: [node, EVERYTHING], args: [], package: null, cwd: null, env: {}, codeDirs: [nodeModules] } }),
+        makeSpec({ name: "tiny", argv: [node, TINY, "normal", "tiny"], backend: "qemu", timeouts, launch: { argv: [node, TINY, "normal", "tiny"], args: [], package: null, cwd: null, env: {}, codeDirs: [dirname(TINY)] } }),
+      ],
+      { backend: new QemuBackend() },
+    );
+  }, 600_000);
+
+  afterAll(async () => {
+    await g?.close();
+  });
+
+  it("lists and calls tools of servers running in their own VMs", async () => {
+    const names = (await g.client.listTools()).tools.map((t) => t.name);
+    expect(names).toContain("everything__echo");
+    expect(names).toContain("tiny__echo");
+    const r = await g.client.callTool({ name: "everything__echo", arguments: { message: "from a microVM" } });
+    expect(JSON.stringify(r.content)).toContain("from a microVM");
+    const starts = g.audit.filter((a) => a.type === "server.start");
+    expect(starts.map((a) => a.fields.backend)).toEqual(["qemu", "qemu"]);
+  }, 240_000);
+
+  it("reports a crash inside the guest at once and restarts the server in a new VM", async () => {
+    let changed = 0;
+    g.client.setNotificationHandler(ToolListChangedNotificationSchema, async () => void changed++);
+    const t0 = Date.now();
+    const err = (await g.client.callTool({ name: "tiny__crash", arguments: {} }).catch((e: Error) => e)) as Error;
+    expect(err.message).toMatch(/server "tiny" stopped while handling tools\/call/);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(g.audit.some((a) => a.type === "server.exit" && a.fields.server === "tiny")).toBe(true);
+    // The other VM is unaffected.
+    expect(JSON.stringify((await g.client.callTool({ name: "everything__echo", arguments: { message: "still up" } })).content)).toContain("still up");
+    await expect
+      .poll(async () => JSON.stringify((await g.client.callTool({ name: "tiny__echo", arguments: { message: "back" } }).catch(() => ({ content: [] }))).content), {
+        timeout: 180_000,
+        interval: 2000,
+      })
+      .toContain("back");
+    expect(g.audit.filter((a) => a.type === "server.start" && a.fields.server === "tiny")).toHaveLength(2);
+  }, 240_000);
+
+  it("leaves no QEMU process behind when the gateway stops", async () => {
+    const mine = qemuPids().filter((p) => !before.includes(p));
+    expect(mine.length).toBe(2);
+    await g.close();
+    await expect.poll(() => mine.filter(alive), { timeout: 20_000 }).toEqual([]);
+  }, 60_000);
+});
