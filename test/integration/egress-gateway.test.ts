@@ -273,7 +273,15 @@ describe.skipIf(skip)(`nucleus serve (the built CLI) with an allowlist server an
     const r = await runCli(["-c", cfgPath, "explain", "hostile"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`127.0.0.17:${ports.web}: the address 127.0.0.17 only, port ${ports.web}`);
-    expect(r.stdout).toMatch(/on this host[\s\S]*bubblewrap/);
-    expect(r.stdout).toMatch(/memory\s+512 MiB/);
+    const host = r.stdout.slice(r.stdout.indexOf("  on this host"));
+    expect(host).toMatch(/backend: +bubblewrap \(auto: .*bubblewrap available and enforces every rule\)/);
+    expect(host).toContain("refuses:   nothing: every rule is enforced here");
+    expect(host).toMatch(/memory +512 MiB \(default\): (enforced|NOT ENFORCED) \(/);
+    expect(host).toContain("agent at http://127.0.0.1:3128");
+    const off = await runCli(["-c", cfgPath, "explain", "offline", "--json"]);
+    const json = JSON.parse(off.stdout);
+    expect(json.network).toEqual({ mode: "none" });
+    expect(json.host).toMatchObject({ backend: "bubblewrap", refusals: [], egress: null });
+    expect(json.host.limits.map((l: { limit: string }) => l.limit)).toEqual(["memory", "pids", "cpus", "tmp"]);
   });
 });
