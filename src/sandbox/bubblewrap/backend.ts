@@ -3,8 +3,8 @@
 // Not responsible for the argv's content (argv.ts) or cgroup layout (cgroups/).
 
 import { spawnSync } from "node:child_process";
-import { chownSync, existsSync, realpathSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, chownSync, existsSync, realpathSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildAgentPlan } from "../../agent/plan.js";
 import type { ServerSpec } from "../../config/spec.js";
@@ -122,9 +122,13 @@ export class BubblewrapBackend implements Backend {
       throw refused(`server "${spec.name}" has an egress allowlist, but the gateway gave no egress proxy socket for it`, `start it through \`nucleus serve\` or \`nucleus run\` (which run the egress proxy), or set servers.${spec.name}.network = "none"`);
     }
     const r = this.opts.runAs;
-    // SECURITY: the socket is 0600 and owned by the gateway; a sandbox dropped to runAs gets this one socket (its
-    // own server's proxy) handed over, nothing else in the socket directory (0700, still the gateway's).
-    if (r) chownSync(ctx.egressSocket, r.uid, r.gid);
+    if (r) {
+      // SECURITY: bwrap runs as the runAs user and must reach the socket to bind it. That user gets this one
+      // socket (0600, its own server's proxy); the gateway's socket directory becomes traversable (0711) but
+      // not listable, and every other socket in it stays 0600 to its own owner.
+      chownSync(ctx.egressSocket, r.uid, r.gid);
+      chmodSync(dirname(ctx.egressSocket), 0o711);
+    }
     const agent = this.agentLocation();
     return { socket: ctx.egressSocket, agentDir: agent.dir, packageJson: agent.packageJson, plan: buildAgentPlan(spec, { nodePath: realpathSync(process.execPath) }) };
   }
