@@ -29,6 +29,7 @@ const missing = ["bwrap", "dnsmasq"].filter((b) => !whichSync(b));
 const skip = missing.length > 0;
 const needs = `(needs ${missing.join(", ") || "bwrap, dnsmasq"})`;
 
+const CANARY = "egress-canary-secret-5b1e";
 const listeners: (Server | HttpServer)[] = [];
 const canaryHits: string[] = [];
 let ports: { web: number; db: number };
@@ -65,7 +66,8 @@ async function auditRecords(path: string, want: (r: Json[]) => boolean): Promise
 }
 const egressRecords = (recs: Json[]) => recs.filter((r) => r.type === "egress").map((r) => r.fields as Json);
 
-function configText(audit: string, hostileHosts: string[]): string {
+function configText(audit: string, hostileHosts: string[], secret = false): string {
+  const secrets = secret ? `secrets = ["EGRESS_TOKEN"]\n[secrets.EGRESS_TOKEN]\nfrom = "env"\nenv = "NUCLEUS_EGRESS_CANARY"\n` : "";
   return `
 [gateway]
 audit_log = ${JSON.stringify(audit)}
@@ -73,7 +75,7 @@ audit_log = ${JSON.stringify(audit)}
 [servers.hostile]
 command = [${JSON.stringify(node)}, ${JSON.stringify(FIXTURE)}]
 allowed_hosts = ${JSON.stringify(hostileHosts)}
-
+${secrets}
 [servers.offline]
 command = [${JSON.stringify(node)}, ${JSON.stringify(FIXTURE)}]
 network = "none"
@@ -110,7 +112,7 @@ describe.skipIf(skip)(`allowed_hosts through the gateway's services, in-process 
 
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), "nucleus-egress-gw-"));
-    const cfg = tempConfig(configText(join(tmp, "audit.jsonl"), [`web.test:${ports.web}`, `db.test:${ports.db}`]));
+    const cfg = tempConfig(configText(join(tmp, "audit.jsonl"), [`web.test:${ports.web}`, `db.test:${ports.db}`, "web.test"], true));
     const config = await loadConfig(cfg.path);
     cfg.cleanup();
     const log = new Logger({ level: "debug", sink: { write: (l) => void logs.push(l) } });
@@ -118,7 +120,7 @@ describe.skipIf(skip)(`allowed_hosts through the gateway's services, in-process 
     // the test's dnsmasq. Injected here, in-process; the configuration and the CLI cannot set either.
     services = await createServices(config, config.servers, {
       log,
-      env: {},
+      env: { NUCLEUS_EGRESS_CANARY: CANARY },
       egress: { resolver: dnsServerResolver([dns!.server]), insecureTestPrivateRanges: ["127.0.0.16/28"], socketBase: tmp },
     });
     const pf = await preflight(config.servers, config.gateway.backend, services.deps);
@@ -155,7 +157,21 @@ describe.skipIf(skip)(`allowed_hosts through the gateway's services, in-process 
     expect(look.proxyVars.HTTP_PROXY).toBe("http://127.0.0.1:3128");
     expect(look.agentConfigLeft).toBe(false);
     expect(look.socket).toBe(true);
+    expect(look.tokenSet).toBe(true);
+    // SECURITY: the secret reached the server's environment, and no argv on this host (bwrap, agent, server).
+    const argvs = readdirSync("/proc").filter((p) => /^\d+$/.test(p)).map((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, "latin1");
+      } catch {
+        return "";
+      }
+    });
+    expect(argvs.some((a) => a.includes("/run/nucleus/agent/main.js"))).toBe(true);
+    expect(argvs.filter((a) => a.includes(CANARY))).toEqual([]);
     expect(socketDirs).toHaveLength(1);
+    // web.test's default ports 443 and 80 cannot be pinned (no listening below 1024 in the sandbox): the agent says
+    // so on stderr, which the gateway relays into its log; proxy-aware clients still reach them.
+    expect(logs.some((l) => /cannot pin web\.test:443 on 127\.0\.1\.\d+/.test(l))).toBe(true);
   });
 
   it("refuses a disallowed host, with an audit record and one warning naming the rule to add", async () => {
@@ -208,6 +224,8 @@ describe.skipIf(skip)(`allowed_hosts through the gateway's services, in-process 
     const denied = recs.filter((e) => e.decision === "deny");
     expect(denied.filter((e) => e.host === "forbidden.test").map((e) => e.protocol)).toEqual(["http", "http"]);
     expect(denied.find((e) => e.host === "forbidden.test")).toMatchObject({ server: "hostile", address: null, rule: null, reason: expect.stringMatching(/no rule allows it/) });
+    expect(readFileSync(path, "utf8")).not.toContain(CANARY);
+    expect(logs.join("\n")).not.toContain(CANARY);
     // The offline server has no proxy, so nothing of it is in the egress records.
     expect(recs.every((e) => e.server === "hostile")).toBe(true);
   });
