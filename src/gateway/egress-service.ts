@@ -57,6 +57,7 @@ export function createEgressService(opts: { log: Logger; audit: ((event: AuditEv
   return {
     async start(spec) {
       if (closed) throw new Error(`the gateway is shutting down; server "${spec.name}" gets no egress proxy`);
+      if (spec.network.mode !== "allowlist") throw new Error(`server "${spec.name}" has network = "none": it gets no egress proxy`);
       // SECURITY: one 0700 directory (mkdtemp) per gateway session, created when first needed.
       const socketDir = await (dir ??= createEgressSocketDir(opts.socketBase));
       // A number per launch: two sessions (or a restart racing the old proxy's close) never share a socket.
@@ -69,7 +70,7 @@ export function createEgressService(opts: { log: Logger; audit: ((event: AuditEv
         ...(opts.limits ? { limits: opts.limits } : {}),
         ...(opts.insecureTestPrivateRanges ? { insecureTestPrivateRanges: opts.insecureTestPrivateRanges } : {}),
       });
-      if (!proxy) throw new Error(`server "${spec.name}" has network = "none": it gets no egress proxy`);
+      if (!proxy) throw new Error(`server "${spec.name}" got no egress proxy`);
       open.add(proxy);
       opts.log.debug("egress proxy listening", { server: spec.name, socket: proxy.socketPath });
       return {
