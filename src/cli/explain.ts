@@ -1,5 +1,6 @@
 // `nucleus explain NAME`: the effective policy of one server after profiles —
-// what it runs, what it may see and reach, which secrets it gets (by name only).
+// what it runs, what it may see and reach, which secrets it gets (by name only),
+// and (explain-host.ts) which backend would run it here and how it enforces it.
 // Never reads a secret value; holds no policy of its own.
 
 import { parseArgs } from "node:util";
@@ -8,8 +9,9 @@ import { discoverConfig } from "../config/discover.js";
 import { loadConfig } from "../config/load.js";
 import { BUILTIN_PROFILES } from "../config/profiles.js";
 import type { NucleusConfig, ServerSpec } from "../config/spec.js";
-import { describeHostRule } from "../policy/hosts.js";
+import { describeEgress, describeEgressRule } from "../policy/egress.js";
 import type { CliCommand, CliContext } from "./command.js";
+import { hostView, hostViewText, type HostView } from "./explain-host.js";
 
 export const explainCommand: CliCommand = {
   name: "explain",
@@ -19,7 +21,9 @@ export const explainCommand: CliCommand = {
     "",
     "Prints the policy server NAME runs under once profiles are applied: backend,",
     "command, paths (read-only / writable), network rules and what each admits,",
-    "secrets (names and targets only; values are never read), limits, tools, timeouts.",
+    "secrets (names and targets only; values are never read), limits, tools, timeouts;",
+    "then, probed on this host: the backend `auto` picks and why, the rules it would",
+    "refuse, how each limit is enforced, and the egress path (proxy, pinned names).",
     "",
     "Options:",
     "  --json   print the resolved policy as JSON",
@@ -37,7 +41,8 @@ export const explainCommand: CliCommand = {
       ctx.stderr.write(`nucleus: no server "${positionals[0]}" in ${config.source}; known servers: ${known.length ? known.join(", ") : "(none)"}\n`);
       return ExitCode.usage;
     }
-    ctx.stdout.write(values.json ? JSON.stringify(explainJson(spec, config), null, 2) + "\n" : explainText(spec, config));
+    const host = await hostView(spec, config.gateway.backend);
+    ctx.stdout.write(values.json ? JSON.stringify(explainJson(spec, config, host), null, 2) + "\n" : explainText(spec, config, host));
     return ExitCode.ok;
   },
 };
@@ -47,7 +52,7 @@ function backendLine(spec: ServerSpec, config: NucleusConfig): string {
   return `auto (the best available on this host at start; gateway default ${config.gateway.backend})`;
 }
 
-export function explainJson(spec: ServerSpec, config: NucleusConfig): unknown {
+export function explainJson(spec: ServerSpec, config: NucleusConfig, host?: HostView): unknown {
   return {
     name: spec.name,
     source: config.source,
@@ -58,7 +63,7 @@ export function explainJson(spec: ServerSpec, config: NucleusConfig): unknown {
     network:
       spec.network.mode === "none"
         ? { mode: "none" }
-        : { mode: "allowlist", hosts: spec.network.hosts.map((h) => ({ ...h, admits: describeHostRule(h) })) },
+        : { mode: "allowlist", hosts: spec.network.hosts.map((h) => ({ ...h, admits: describeEgressRule(h) })) },
     secrets: spec.secrets,
     limits: spec.limits,
     tools: spec.tools,
@@ -66,10 +71,11 @@ export function explainJson(spec: ServerSpec, config: NucleusConfig): unknown {
     lazy: spec.lazy,
     insecureUnsandboxed: spec.insecureUnsandboxed,
     redactResults: spec.redactResults,
+    ...(host ? { host } : {}),
   };
 }
 
-export function explainText(spec: ServerSpec, config: NucleusConfig): string {
+export function explainText(spec: ServerSpec, config: NucleusConfig, host?: HostView): string {
   const out: string[] = [];
   const l = spec.launch;
   const profile = spec.profile === null ? "(none)" : `${spec.profile}${BUILTIN_PROFILES[spec.profile] ? ` (built-in: ${BUILTIN_PROFILES[spec.profile]!.description})` : " (user profile)"}`;
@@ -88,9 +94,8 @@ export function explainText(spec: ServerSpec, config: NucleusConfig): string {
   for (const p of spec.paths) out.push(`    ${p.writable ? "rw" : "ro"}  ${p.path}`);
   if (spec.network.mode === "none") out.push("  network:   none (no packet leaves the sandbox)");
   else {
-    out.push("  network:   allowlist (DNS resolved on the host; private addresses refused unless named)");
-    if (spec.network.hosts.length === 0) out.push("    (no hosts: nothing is reachable)");
-    for (const h of spec.network.hosts) out.push(`    ${h.raw} → ${describeHostRule(h)}`);
+    out.push("  network:   allowlist (through the egress proxy; DNS resolved on the host; a missing rule means deny)");
+    for (const line of describeEgress(spec.network.hosts)) out.push(`    ${line}`);
   }
   out.push("  secrets:");
   if (spec.secrets.length === 0) out.push("    (none)");
@@ -106,5 +111,6 @@ export function explainText(spec: ServerSpec, config: NucleusConfig): string {
   out.push(`  timeouts:  startup ${spec.timeouts.startupMs} ms, request ${spec.timeouts.requestMs} ms, shutdown grace ${spec.timeouts.shutdownGraceMs} ms`);
   out.push(`  lazy:      ${spec.lazy ? "yes (started on first use)" : "no (started with the gateway)"}`);
   out.push(`  redact:    ${spec.redactResults ? "secret values are masked in results" : "results are passed unredacted"}`);
+  if (host) out.push(...hostViewText(host));
   return out.join("\n") + "\n";
 }

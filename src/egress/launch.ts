@@ -18,6 +18,8 @@ export interface ServerEgressContext {
   readonly log: Logger;
   readonly resolver?: EgressResolver;
   readonly limits?: Partial<EgressLimits>;
+  /** TEST ONLY, dangerous: see EgressProxyOptions.insecureTestPrivateRanges. Never set from configuration. */
+  readonly insecureTestPrivateRanges?: readonly string[];
 }
 
 /** The proxy for this server, listening; null when network = "none" (no proxy, no socket). */
@@ -31,5 +33,6 @@ export async function startServerEgress(spec: ServerSpec, ctx: ServerEgressConte
     log: ctx.log,
     ...(ctx.resolver ? { resolver: ctx.resolver } : {}),
     ...(ctx.limits ? { limits: ctx.limits } : {}),
+    ...(ctx.insecureTestPrivateRanges ? { insecureTestPrivateRanges: ctx.insecureTestPrivateRanges } : {}),
   });
 }

@@ -134,8 +134,10 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     else if (req.protocol === "socks5") client.write(socksReply(SocksReply.succeeded));
     else if (req.protocol === "http") upstream.write(req.upstreamHead!);
     const leftover = reader.detach();
+    // A forwarded plain-HTTP request head counts as bytes sent up, like any other.
+    const forwardedHead = req.protocol === "http" ? req.upstreamHead!.length : 0;
     joinSockets(client, upstream, leftover, limits.idleTimeoutMs, (r) =>
-      record({ host, address, allowed: true, rule: decision.rule, reason: `${decision.reason}; ${r.reason}`, bytesUp: r.bytesUp, bytesDown: r.bytesDown }),
+      record({ host, address, allowed: true, rule: decision.rule, reason: `${decision.reason}; ${r.reason}`, bytesUp: r.bytesUp + forwardedHead, bytesDown: r.bytesDown }),
     );
   };
 

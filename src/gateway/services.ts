@@ -1,6 +1,6 @@
 // Builds the host-side services one gateway session uses: backend selection,
 // the secret redactor (installed on the logger), the audit log, secret and
-// package resolution, and the egress proxies. Not responsible for MCP traffic.
+// package resolution, and the egress proxies (egress-service.ts). Not responsible for MCP traffic.
 
 import { AuditLog } from "../audit/audit-log.js";
 import type { AuditEvent } from "../audit/events.js";
@@ -14,6 +14,7 @@ import { selectBackend } from "../sandbox/select.js";
 import { UnsandboxedBackend } from "../sandbox/unsandboxed.js";
 import { SecretRedactor } from "../secrets/redactor.js";
 import { resolveServerSecrets } from "../secrets/resolve.js";
+import { createEgressService, type EgressServiceOptions } from "./egress-service.js";
 import type { RuntimeDeps } from "./runtime.js";
 
 export interface Services {
@@ -33,7 +34,7 @@ export function defaultBackends(): Backend[] {
 export async function createServices(
   config: NucleusConfig,
   servers: readonly ServerSpec[],
-  opts: { log: Logger; env: NodeJS.ProcessEnv },
+  opts: { log: Logger; env: NodeJS.ProcessEnv; egress?: EgressServiceOptions },
 ): Promise<Services> {
   const { log, env } = opts;
   const redactor = new SecretRedactor();
@@ -49,10 +50,13 @@ export async function createServices(
     : undefined;
   const byName = new Map(servers.map((s) => [s.name, s]));
   const backends = defaultBackends();
+  // Egress decisions go to the same audit log; refusals are also logged once per destination at warn.
+  const egress = createEgressService({ log, audit, ...opts.egress });
   const deps: RuntimeDeps = {
     select: (spec, gatewayChoice) => selectBackend(spec, gatewayChoice, backends),
     resolveSecrets: (spec) => resolveServerSecrets(spec, config.secrets, env, { redactor }),
     resolvePackage: (spec, signal) => (spec.launch.package ? resolvePackageSpec(spec, { log, signal }) : Promise.resolve(spec)),
+    startEgress: (spec) => egress.start(spec),
   };
   return {
     deps,
@@ -60,6 +64,7 @@ export async function createServices(
     audit,
     outgoing: <T>(server: string, value: T): T => (byName.get(server)?.redactResults === false ? value : redactor.redactJson(value)),
     async close() {
+      await egress.close();
       await auditLog?.close();
     },
   };

@@ -173,20 +173,23 @@ export function suggestRule(host: string | null, port: number, resolved: readonl
   return port === 443 || port === 80 ? h : `${h}:${port}`;
 }
 
-/** One line per rule: what it admits. */
+/** One line per rule: what it admits (`raw: phrase`). */
 export function describeEgress(rules: readonly HostRule[]): string[] {
   if (rules.length === 0) return ["no host is reachable (the allowlist is empty)"];
-  return rules.map((r) => {
-    const ports = `port${r.ports.length > 1 ? "s" : ""} ${r.ports.join(", ")}${r.portExplicit ? "" : " (default)"}`;
-    switch (r.kind) {
-      case "name":
-        return `${r.raw}: ${r.host} only, ${ports}; its public or private (RFC 1918, ULA, CGNAT) addresses, never loopback, link-local, metadata, multicast or this host's own; pinned in /etc/hosts for clients that ignore proxies`;
-      case "wildcard":
-        return `${r.raw}: subdomains of ${r.host} (not ${r.host} itself), ${ports}; public addresses only`;
-      case "ip":
-        return `${r.raw}: the address ${r.host} only, ${ports}`;
-      case "cidr":
-        return `${r.raw}: addresses in ${r.host}/${r.prefixLength}, ${ports}; special ranges (loopback, link-local, metadata, private) only where the range lies inside them`;
-    }
-  });
+  return rules.map((r) => `${r.raw}: ${describeEgressRule(r)}`);
+}
+
+/** What one rule admits, as a phrase (names, ports, address classes, pinning). */
+export function describeEgressRule(r: HostRule): string {
+  const ports = `port${r.ports.length > 1 ? "s" : ""} ${r.ports.join(", ")}${r.portExplicit ? "" : " (default)"}`;
+  switch (r.kind) {
+    case "name":
+      return `${r.host} only (not its subdomains), ${ports}; its public or private (RFC 1918, ULA, CGNAT) addresses, never loopback, link-local, metadata, multicast or this host's own; pinned in /etc/hosts for clients that ignore proxies, on ports the sandbox may listen on`;
+    case "wildcard":
+      return `subdomains of ${r.host} (not ${r.host} itself), ${ports}; public addresses only`;
+    case "ip":
+      return `the address ${r.host} only, ${ports}`;
+    case "cidr":
+      return `addresses in ${r.host}/${r.prefixLength}, ${ports}; special ranges (loopback, link-local, metadata, private) only where the range lies inside them`;
+  }
 }

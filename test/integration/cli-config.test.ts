@@ -163,9 +163,9 @@ command = ["/bin/sh", "-c", "echo ${CANARY}-cmd; touch ${marker}"]
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("profile:   api (user profile)");
     expect(r.stdout).toMatch(/backend: +auto/);
-    expect(r.stdout).toContain("*.example.com → subdomains of example.com (not example.com itself), ports 443, 80");
-    expect(r.stdout).toContain("api.github.com → api.github.com only (not its subdomains), ports 443, 80");
-    expect(r.stdout).toContain("10.0.0.0/8:5432 → the 16777216 addresses of 10.0.0.0/8, port 5432");
+    expect(r.stdout).toContain("*.example.com: subdomains of example.com (not example.com itself), ports 443, 80 (default); public addresses only");
+    expect(r.stdout).toContain("api.github.com: api.github.com only (not its subdomains), ports 443, 80 (default); its public or private");
+    expect(r.stdout).toContain("10.0.0.0/8:5432: addresses in 10.0.0.0/8, port 5432; special ranges");
     expect(r.stdout).toContain("GITHUB_TOKEN → environment variable GITHUB_TOKEN");
     expect(r.stdout).toContain("FILE_TOKEN → file token");
     expect(r.stdout).toMatch(/memory +256 MiB \(explicit\)/);

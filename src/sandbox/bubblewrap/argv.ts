@@ -4,6 +4,8 @@
 // Not responsible for spawning, cgroups, or finding host facts (host.ts).
 
 import { posix } from "node:path";
+import type { AgentPlan } from "../../agent/plan.js";
+import { SANDBOX_AGENT_PATHS } from "../../agent/plan.js";
 import type { ServerSpec } from "../../config/spec.js";
 import { buildSeccompFilter } from "../seccomp/filter.js";
 import type { SeccompArch } from "../seccomp/syscalls.js";
@@ -32,12 +34,16 @@ export interface HostFacts {
   readonly procMasks: readonly string[];
 }
 
-/** A program that runs inside the sandbox in front of the server and execs it (argv of the server appended). */
-export interface SandboxWrapper {
-  /** argv prefix, absolute paths as seen inside (the same as on the host). */
-  readonly argv: readonly string[];
-  /** Host directories holding the wrapper's code, bound read-only at the same paths. */
-  readonly readOnlyDirs: readonly string[];
+/** The egress path of an allowlist server: its proxy socket and the agent that relays to it (docs/egress.md). */
+export interface EgressMount {
+  /** Host unix socket of this server's egress proxy; bound at SANDBOX_AGENT_PATHS.socket. */
+  readonly socket: string;
+  /** Host directory of the built agent (dist/agent); bound read-only at SANDBOX_AGENT_PATHS.agentDir. */
+  readonly agentDir: string;
+  /** Host package.json marking the agent's .js files as ESM; bound read-only at SANDBOX_AGENT_PATHS.packageJson. */
+  readonly packageJson: string;
+  /** buildAgentPlan(spec): argvPrefix[0] is the host path of node (bound read-only), env holds no secret. */
+  readonly plan: Pick<AgentPlan, "argvPrefix" | "env" | "hostsFile">;
 }
 
 export interface BuildInput {
@@ -45,10 +51,8 @@ export interface BuildInput {
   readonly host: HostFacts;
   /** Secret values by target; they only ever reach `fdData`, never `argv`. */
   readonly secrets: ReadonlyMap<string, { readonly value: string; readonly as: "env" | "file" }>;
-  /** Host unix socket of the egress proxy, bound at /run/nucleus/egress.sock; null = no egress. */
-  readonly egressSocket: string | null;
-  /** A program run in front of the server (e.g. the egress agent); null = none. */
-  readonly wrapper: SandboxWrapper | null;
+  /** Required exactly when spec.network is an allowlist; null for network = "none" (no agent, no socket). */
+  readonly egress: EgressMount | null;
   /** Identity inside the sandbox. */
   readonly uid?: number;
   readonly gid?: number;
@@ -80,6 +84,11 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
   const argv0 = spec.launch.argv[0];
   if (!argv0 || !posix.isAbsolute(argv0)) throw new Error(`server "${spec.name}" has no absolute command to run`);
   const hostname = sandboxHostname(spec.name);
+  const egress = input.egress;
+  // SECURITY: fail closed: an allowlist without its proxy would otherwise run with no way to enforce it, and a
+  // network = "none" server must never get a socket out.
+  if (spec.network.mode === "allowlist" && !egress) throw new Error(`server "${spec.name}" has an egress allowlist but no egress proxy socket`);
+  if (spec.network.mode === "none" && egress) throw new Error(`server "${spec.name}" has network = "none" and must not get an egress path`);
   const fdData: Buffer[] = [];
   const fd = (data: string | Buffer): string => {
     fdData.push(typeof data === "string" ? Buffer.from(data) : data);
@@ -107,6 +116,8 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
     TMPDIR: "/tmp",
     USER: "nucleus",
     ...spec.launch.env,
+    // The agent's configuration (socket path, proxy port, pinned names: no secret); the agent removes it.
+    ...egress?.plan.env,
   };
   for (const [k, v] of Object.entries(env)) a.push("--setenv", k, v);
 
@@ -129,14 +140,20 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
   // SECURITY: a generated passwd/group/hosts instead of the host's (no host user names, no resolv.conf).
   a.push("--ro-bind-data", fd(renderPasswd(uid, gid)), "/etc/passwd");
   a.push("--ro-bind-data", fd(renderGroup(gid)), "/etc/group");
-  a.push("--ro-bind-data", fd(renderHosts(hostname)), "/etc/hosts");
+  // In allowlist mode /etc/hosts also pins each exact allowed name to the agent's relay on 127.0.1.N.
+  const hosts = egress ? `${egress.plan.hostsFile}127.0.0.1\t${hostname}\n` : renderHosts(hostname);
+  a.push("--ro-bind-data", fd(hosts), SANDBOX_AGENT_PATHS.hosts);
   for (const e of host.etc) a.push("--ro-bind", e, e);
   // The interpreter's real location, when it is not already inside the runtime.
   if (!covered(host.interpreter)) a.push("--ro-bind", host.interpreter, host.interpreter);
   // The server's own code (read-only) and its allowed paths, at the same paths, in one list ordered
   // parents first, so no bind hides a nested one; at an equal path a code dir comes last (read-only wins).
   const binds: Array<{ path: string; writable: boolean; code: boolean }> = [];
-  for (const d of [...spec.launch.codeDirs, ...(input.wrapper?.readOnlyDirs ?? [])]) {
+  const agentNode = egress?.plan.argvPrefix[0];
+  if (egress && (!agentNode || !posix.isAbsolute(agentNode))) throw new Error(`server "${spec.name}": the egress agent needs an absolute node path`);
+  // The agent's node, when it lives outside the runtime and is not the server's own interpreter.
+  if (agentNode && agentNode !== host.interpreter && !covered(agentNode)) binds.push({ path: agentNode, writable: false, code: true });
+  for (const d of spec.launch.codeDirs) {
     // SECURITY: a code dir exposes its neighbours; `/` would expose the whole host.
     if (!posix.isAbsolute(d) || posix.normalize(d) === "/") throw new Error(`server "${spec.name}" has code dir "${d}", which must be an absolute path other than /`);
     if (!covered(d)) binds.push({ path: d, writable: false, code: true });
@@ -151,7 +168,7 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
   for (const [t, s] of input.secrets) {
     if (!validSecretTarget(t, s.as)) throw new Error(`secret target "${t}" cannot be delivered as ${s.as === "env" ? "an environment variable" : "a file name"}`);
   }
-  if (envSecrets.length > 0 || input.egressSocket) a.push("--size", String(MiB), "--tmpfs", RUN_DIR);
+  if (envSecrets.length > 0 || egress) a.push("--size", String(MiB), "--tmpfs", RUN_DIR);
   if (envSecrets.length > 0) {
     // SECURITY: env secret values travel through an fd into a 0400 file that the launcher reads and deletes;
     // they never appear on any argv (bwrap's or the server's) where `ps` could show them.
@@ -161,8 +178,14 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
     a.push("--size", String(MiB), "--tmpfs", SECRET_FILE_DIR);
     for (const [t, s] of fileSecrets) a.push("--perms", "0400", "--file", fd(s.value), `${SECRET_FILE_DIR}/${t}`);
   }
-  // SECURITY: the only way out in allowlist mode is this one socket to the per-server egress proxy.
-  if (input.egressSocket) a.push("--bind", input.egressSocket, EGRESS_SOCKET);
+  if (egress) {
+    // SECURITY: the only way out in allowlist mode is this one socket to this server's own egress proxy
+    // (read-only bind: still connectable, but cannot be replaced or removed from inside).
+    a.push("--ro-bind", egress.socket, EGRESS_SOCKET);
+    // The agent's code and its ESM marker, read-only; the agent is a convenience, not a boundary.
+    a.push("--ro-bind", egress.agentDir, SANDBOX_AGENT_PATHS.agentDir);
+    a.push("--ro-bind", egress.packageJson, SANDBOX_AGENT_PATHS.packageJson);
+  }
   // SECURITY: the sandbox root (a tmpfs holding the mount points) becomes read-only too.
   a.push("--remount-ro", "/");
   a.push("--remount-ro", "/dev");
@@ -172,12 +195,13 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
   // SECURITY: /proc read-only. When the gateway runs as root, the sandbox uid maps to host uid 0: without
   // capabilities, but sysctl files check only the uid, so /proc/sys (core_pattern!) would be writable.
   a.push("--remount-ro", "/proc");
-  // SECURITY: the seccomp deny-list (see seccomp/filter.ts); AF_INET* only when an egress path exists.
-  a.push("--seccomp", fd(buildSeccompFilter({ arch: host.arch, allowInet: input.egressSocket !== null })));
+  // SECURITY: the seccomp deny-list (see seccomp/filter.ts). AF_INET/AF_INET6 only in allowlist mode, where the
+  // agent listens on loopback; the netns still has loopback only (--unshare-all), so nothing leaves but the socket.
+  a.push("--seccomp", fd(buildSeccompFilter({ arch: host.arch, allowInet: egress !== null })));
   a.push("--chdir", spec.launch.cwd ?? SANDBOX_HOME);
   a.push("--");
   if (envSecrets.length > 0) a.push(host.shell, "-c", LAUNCHER_SCRIPT, "nucleus-launch", ENV_FILE);
-  if (input.wrapper) a.push(...input.wrapper.argv);
+  if (egress) a.push(...egress.plan.argvPrefix);
   a.push(argv0 === host.interpreter || covered(argv0) ? argv0 : host.interpreter, ...spec.launch.argv.slice(1));
   return { argv: a, fdData, hostname };
 }

@@ -3,6 +3,10 @@
 // Not responsible for the argv's content (argv.ts) or cgroup layout (cgroups/).
 
 import { spawnSync } from "node:child_process";
+import { chmodSync, chownSync, existsSync, realpathSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { buildAgentPlan } from "../../agent/plan.js";
 import type { ServerSpec } from "../../config/spec.js";
 import { refused } from "../../errors.js";
 import type { Backend, Gap, LaunchContext, ProbeResult, Sandbox } from "../backend.js";
@@ -10,7 +14,7 @@ import { spawnSandbox } from "../process.js";
 import type { CgroupLayout, Controller } from "../cgroups/layout.js";
 import { CgroupLeaf, hostLayout, probeControllers, sweepStaleCgroups, type ControllerStatus, type PlaceOverrides } from "../cgroups/manager.js";
 import { seccompArchOf } from "../seccomp/syscalls.js";
-import { buildBwrapPlan, type SandboxWrapper } from "./argv.js";
+import { buildBwrapPlan, type EgressMount } from "./argv.js";
 import { limitEnforcement, limitGaps, type LimitEnforcement } from "./enforcement.js";
 import { collectHostFacts, findBwrap, inheritedFds } from "./host.js";
 
@@ -25,8 +29,19 @@ export interface BubblewrapOptions {
    * gateway's own uid. Granted paths must then be accessible to this user.
    */
   readonly runAs?: { readonly uid: number; readonly gid: number };
-  /** argv prefix run in front of each server inside the sandbox (the egress agent); default none. */
-  readonly wrapper?: (spec: ServerSpec, ctx: LaunchContext) => SandboxWrapper | null;
+  /**
+   * The built egress agent (allowlist servers only): its directory (holding main.js) and the package.json that
+   * marks it as ESM. Default: dist/agent and package.json of this package.
+   */
+  readonly agent?: { readonly dir: string; readonly packageJson: string };
+}
+
+/** The package root: this file is src/sandbox/bubblewrap/backend.ts or dist/sandbox/bubblewrap/backend.js. */
+const PACKAGE_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+
+/** Where the built agent of this package lives (`npm run build` writes dist/agent/). */
+export function defaultAgentLocation(): { dir: string; packageJson: string } {
+  return { dir: join(PACKAGE_ROOT, "dist", "agent"), packageJson: join(PACKAGE_ROOT, "package.json") };
 }
 
 /**
@@ -95,6 +110,29 @@ export class BubblewrapBackend implements Backend {
     return ["/usr/bin/setpriv", "--reuid", String(r.uid), "--regid", String(r.gid), "--clear-groups", "--inh-caps=-all", "--"];
   }
 
+  private agentLocation(): { dir: string; packageJson: string } {
+    return this.opts.agent ?? defaultAgentLocation();
+  }
+
+  /** The egress path of an allowlist server (null for network = "none"); refuses an allowlist without a proxy. */
+  private egressMount(spec: ServerSpec, ctx: LaunchContext): EgressMount | null {
+    if (spec.network.mode !== "allowlist") return null;
+    // SECURITY: fail closed: without its proxy an allowlist cannot be enforced, so the server does not start.
+    if (!ctx.egressSocket) {
+      throw refused(`server "${spec.name}" has an egress allowlist, but the gateway gave no egress proxy socket for it`, `start it through \`nucleus serve\` or \`nucleus run\` (which run the egress proxy), or set servers.${spec.name}.network = "none"`);
+    }
+    const r = this.opts.runAs;
+    if (r) {
+      // SECURITY: bwrap runs as the runAs user and must reach the socket to bind it. That user gets this one
+      // socket (0600, its own server's proxy); the gateway's socket directory becomes traversable (0711) but
+      // not listable, and every other socket in it stays 0600 to its own owner.
+      chownSync(ctx.egressSocket, r.uid, r.gid);
+      chmodSync(dirname(ctx.egressSocket), 0o711);
+    }
+    const agent = this.agentLocation();
+    return { socket: ctx.egressSocket, agentDir: agent.dir, packageJson: agent.packageJson, plan: buildAgentPlan(spec, { nodePath: realpathSync(process.execPath) }) };
+  }
+
   /** How each resource limit of `spec` is (or is not) enforced on this host; for `explain` and `doctor`. */
   enforcement(spec: ServerSpec): LimitEnforcement[] {
     return limitEnforcement(spec, this.controllers());
@@ -107,11 +145,14 @@ export class BubblewrapBackend implements Backend {
       gaps.push({ rule: `${p}.backend`, message: `bubblewrap has no seccomp filter for ${process.arch}`, hint: "use an x86_64 or aarch64 host, or a microVM backend" });
     }
     if (spec.network.mode === "allowlist") {
-      gaps.push({
-        rule: `${p}.allowed_hosts`,
-        message: `server "${spec.name}" needs egress allowlists, and egress allowlists need the egress proxy, which this build of the bubblewrap backend does not run yet`,
-        hint: `set ${p}.network = "none" (no network), or run this server on a backend that supports allowed_hosts`,
-      });
+      const agent = this.agentLocation();
+      if (!existsSync(join(agent.dir, "main.js")) || !existsSync(agent.packageJson)) {
+        gaps.push({
+          rule: `${p}.allowed_hosts`,
+          message: `server "${spec.name}" has an egress allowlist, which needs the egress agent, and it is not built at ${agent.dir}`,
+          hint: `run \`npm run build\` in the nucleus package (it writes dist/agent/), or set ${p}.network = "none"`,
+        });
+      }
     }
     gaps.push(...limitGaps(spec, this.enforcement(spec)));
     return gaps;
@@ -129,8 +170,7 @@ export class BubblewrapBackend implements Backend {
       spec,
       host,
       secrets: ctx.secrets,
-      egressSocket: spec.network.mode === "allowlist" ? ctx.egressSocket : null,
-      wrapper: this.opts.wrapper?.(spec, ctx) ?? null,
+      egress: this.egressMount(spec, ctx),
     });
 
     const layout = this.layout();

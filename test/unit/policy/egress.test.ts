@@ -186,7 +186,7 @@ describe("suggestRule and describeEgress", () => {
   it("describes each rule in one line", () => {
     const lines = describeEgress(R);
     expect(lines).toHaveLength(R.length);
-    expect(lines[0]).toMatch(/^api\.github\.com: api\.github\.com only, ports 443, 80 \(default\)/);
+    expect(lines[0]).toMatch(/^api\.github\.com: api\.github\.com only \(not its subdomains\), ports 443, 80 \(default\)/);
     expect(lines[2]).toMatch(/subdomains of example\.com \(not example\.com itself\)/);
     expect(lines[4]).toMatch(/10\.9\.0\.0\/16, port 8080/);
     expect(describeEgress([])).toEqual(["no host is reachable (the allowlist is empty)"]);

@@ -1,4 +1,9 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { buildAgentInto } from "../../fixtures/egress/build-agent.js";
+import { REPO } from "../../helpers/cli.js";
 import { limitEnforcement, limitGaps } from "../../../src/sandbox/bubblewrap/enforcement.js";
 import { BubblewrapBackend } from "../../../src/sandbox/bubblewrap/backend.js";
 import { findBwrap } from "../../../src/sandbox/bubblewrap/host.js";
@@ -27,13 +32,24 @@ describe("limit enforcement", () => {
 });
 
 describe("bubblewrap gaps", () => {
-  it.skipIf(!findBwrap())(`refuses egress allowlists until the egress proxy exists (exit 3)${findBwrap() ? "" : " (skipped: bwrap is not installed)"}`, async () => {
-    const b = new BubblewrapBackend();
-    const spec = makeSpec({ name: "gh", argv: ["/usr/bin/node"], network: { mode: "allowlist", hosts: [] } });
-    const gaps = await b.gaps(spec);
-    expect(gaps.map((g) => g.rule)).toContain("servers.gh.allowed_hosts");
-    expect(gaps.find((g) => g.rule === "servers.gh.allowed_hosts")!.message).toMatch(/egress allowlists need the egress proxy/);
-    await expect(b.launch(spec, { secrets: new Map(), log: new Logger({ level: "silent" }), egressSocket: null })).rejects.toMatchObject({ code: "POLICY_REFUSED", exitCode: 3 });
+  it.skipIf(!findBwrap())(`an allowlist is enforceable once the agent is built, and refused without it or without a proxy socket (exit 3)${findBwrap() ? "" : " (skipped: bwrap is not installed)"}`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "nucleus-agent-gap-"));
+    try {
+      const spec = makeSpec({ name: "gh", argv: ["/usr/bin/node"], network: { mode: "allowlist", hosts: [] } });
+      const notBuilt = new BubblewrapBackend({ agent: { dir: join(dir, "agent"), packageJson: join(dir, "package.json") } });
+      const gap = (await notBuilt.gaps(spec)).find((g) => g.rule === "servers.gh.allowed_hosts");
+      expect(gap?.message).toMatch(/needs the egress agent, and it is not built at/);
+      expect(gap?.hint).toMatch(/npm run build/);
+
+      buildAgentInto(join(REPO, "src/agent"), join(dir, "agent"));
+      writeFileSync(join(dir, "package.json"), '{ "type": "module" }\n');
+      const built = new BubblewrapBackend({ agent: { dir: join(dir, "agent"), packageJson: join(dir, "package.json") } });
+      expect((await built.gaps(spec)).map((g) => g.rule)).not.toContain("servers.gh.allowed_hosts");
+      // SECURITY: fail closed: launched without its proxy socket, an allowlist server does not start.
+      await expect(built.launch(spec, { secrets: new Map(), log: new Logger({ level: "silent" }), egressSocket: null })).rejects.toMatchObject({ code: "POLICY_REFUSED", exitCode: 3, message: expect.stringMatching(/no egress proxy socket/) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it.skipIf(!findBwrap())(`an explicit limit with no delegated controller refuses the start${findBwrap() ? "" : " (skipped: bwrap is not installed)"}`, async () => {
