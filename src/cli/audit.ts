@@ -9,6 +9,8 @@ import { formatRecord, matches, type TailFilter } from "../audit/format.js";
 import { decodeRecord, type AuditRecord } from "../audit/record.js";
 import { verifyAuditLog } from "../audit/verify.js";
 import { ExitCode, NucleusError } from "../errors.js";
+import { discoverConfig } from "../config/discover.js";
+import { loadConfig } from "../config/load.js";
 import type { CliCommand, CliContext } from "./command.js";
 
 const USAGE = `Usage:
@@ -27,13 +29,16 @@ tail    Prints the last records (default 10), oldest first.
   --follow     keep printing new records as they are written (Ctrl-C to stop)
   --json       print the records as JSON Lines, as stored`;
 
-/**
- * LEAD: wire this to the config loader — return `config.gateway.auditLog` of the
- * config at ctx.configPath (or the default config), or null when auditing is off.
- */
+/** The `[gateway] audit_log` of the config (-c, ./nucleus.toml, or the user's), or null. */
 export async function defaultAuditPath(ctx: CliContext): Promise<string | null> {
-  void ctx;
-  return null;
+  // The config's [gateway] audit_log, when a config is found; no config is not an error here.
+  let path: string;
+  try {
+    path = discoverConfig({ flag: ctx.configPath, env: ctx.env });
+  } catch {
+    return null;
+  }
+  return (await loadConfig(path)).gateway.auditLog;
 }
 
 export const auditCommand: CliCommand = {

@@ -95,6 +95,19 @@ describe("nucleus audit tail", () => {
     expect(starts.stdout.trimEnd().split("\n").map((l) => JSON.parse(l).fields.server)).toEqual(["fs", "gh"]);
   });
 
+  it("reads the config's [gateway] audit_log when no FILE is given", async () => {
+    const cfg = join(dir, "nucleus.toml");
+    await writeFile(cfg, `[gateway]\naudit_log = ${JSON.stringify(path)}\n[servers.a]\ncommand = [${JSON.stringify(process.execPath)}, "-e", "0"]\n`);
+    const r = await nucleus("-c", cfg, "audit", "tail", "-n", "1", "--server", "fs");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/policy\.refused  server=fs/);
+    const none = join(dir, "none.toml");
+    await writeFile(none, `[servers.a]\ncommand = [${JSON.stringify(process.execPath)}, "-e", "0"]\n`);
+    const r2 = await nucleus("-c", none, "audit", "tail");
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toContain("no [gateway] audit_log is configured");
+  });
+
   it("follows new records, across a rotation", async () => {
     follower = spawn(process.execPath, [bin, "audit", "tail", path, "-n", "0", "--follow", "--type", "tool.call"], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
