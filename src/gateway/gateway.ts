@@ -151,12 +151,17 @@ export class Gateway {
 
   // ---- catalog -------------------------------------------------------------
 
-  private async ensureCatalog(kind: keyof ServerCatalog): Promise<void> {
+  /**
+   * Makes sure `kind` is listed for the given servers (default: all, starting
+   * those not yet running — lazy ones included, as a client request needs them).
+   */
+  private async ensureCatalog(kind: keyof ServerCatalog, only?: Upstream[]): Promise<void> {
+    const ups = only ?? [...this.upstreams.values()];
     // Fast path (every call passes here): all servers up and listed.
-    if ([...this.upstreams.values()].every((up) => up.status === "ready" && this.catalog.has(up.name, kind))) return;
+    if (ups.every((up) => up.status === "ready" && this.catalog.has(up.name, kind))) return;
     this.syncCapabilities();
     await Promise.all(
-      [...this.upstreams.values()].map(async (up) => {
+      ups.map(async (up) => {
         // A server still starting (package install, VM boot) holds a list back only so long; its
         // items follow with list_changed once it is ready.
         const ready = up.ready().then(
@@ -202,7 +207,7 @@ export class Gateway {
     if (!up || this.closed) return;
     // Re-list now when the server is up, then tell the client (only about kinds it has listed).
     const refresh = up.status === "ready"
-      ? Promise.all(kinds.flatMap((k) => (k === "resources" ? ["resources", "templates"] : [k])).map((k) => this.ensureCatalog(k as keyof ServerCatalog)))
+      ? Promise.all(kinds.flatMap((k) => (k === "resources" ? ["resources", "templates"] : [k])).map((k) => this.ensureCatalog(k as keyof ServerCatalog, [up])))
       : Promise.resolve();
     void refresh.then(() => {
       for (const kind of kinds) {

@@ -3,7 +3,7 @@
 // restart with exponential backoff). Not responsible for naming or for the
 // downstream session (gateway.ts).
 
-import { wire, type WireError } from "./wire-error.js";
+import { WireError, wire } from "./wire-error.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import {
   ErrorCode,
@@ -294,10 +294,11 @@ export class Upstream {
       );
     }
     if (err.code === ErrorCode.RequestTimeout) {
-      return wire.timeout(`server "${this.name}" did not answer ${method} within ${this.spec.timeouts.requestMs} ms`,
-      );
+      return wire.timeout(`server "${this.name}" did not answer ${method} within ${this.spec.timeouts.requestMs} ms`);
     }
-    return err;
+    // The server's own error, passed on as it sent it: its code, message and data
+    // (e.g. -32042 URL elicitation required, with the elicitations in data).
+    return new WireError(err.code, err.message.replace(/^(MCP error -?\d+: )+/, ""), err.data);
   }
 
   /** Send a notification to the server if it is running (roots/list_changed, ...). */

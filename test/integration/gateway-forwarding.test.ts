@@ -50,6 +50,28 @@ describe("gateway: server→client requests", () => {
     expect(text(res)).toContain("Ada");
   });
 
+  it("round-trips a URL elicitation, and passes the URL-required error (-32042) on with its data", async () => {
+    const seen: Array<{ mode?: string; url?: string }> = [];
+    const g = await gw([everything()], {
+      capabilities: { elicitation: { form: {}, url: {} } },
+      setup: (c) =>
+        c.setRequestHandler(ElicitRequestSchema, async (req) => {
+          seen.push(req.params as { mode?: string; url?: string });
+          return { action: "accept" };
+        }),
+    });
+    await expect.poll(async () => (await g.client.listTools()).tools.map((t) => t.name)).toContain("everything__trigger-url-elicitation");
+    const res = await g.client.callTool({ name: "everything__trigger-url-elicitation", arguments: { url: "https://example.com/authorize" } });
+    expect(seen).toEqual([expect.objectContaining({ mode: "url", url: "https://example.com/authorize" })]);
+    expect(JSON.stringify(res.content)).toMatch(/accept/i);
+    const err = (await g.client
+      .callTool({ name: "everything__trigger-url-elicitation", arguments: { url: "https://example.com/x", errorPath: true } })
+      .catch((e: unknown) => e)) as { code?: number; message: string; data?: { elicitations?: Array<{ mode: string }> } };
+    expect(err.code).toBe(-32042);
+    expect(err.message).not.toMatch(/MCP error -32042: MCP error/);
+    expect(err.data?.elicitations?.[0]?.mode).toBe("url");
+  });
+
   it("round-trips roots/list and forwards roots/list_changed", async () => {
     let roots = [{ uri: "file:///first-root", name: "first" }];
     const g = await gw([everything()], {

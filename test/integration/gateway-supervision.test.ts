@@ -82,4 +82,14 @@ describe("gateway: supervision", () => {
     expect(alive(pid)).toBe(false);
     await list;
   });
+
+  it("starts a lazy server only when a request needs it", async () => {
+    const lazy = makeSpec({ name: "lazy", argv: [node, TINY, "normal", "lazy"], insecureUnsandboxed: true, lazy: true });
+    const g = await gw([tiny("eager"), lazy]);
+    await expect.poll(() => g.audit.some((a) => a.type === "server.start" && a.fields.server === "eager")).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(g.audit.some((a) => a.type === "server.start" && a.fields.server === "lazy")).toBe(false);
+    expect((await g.client.listTools()).tools.map((t) => t.name)).toContain("lazy__echo");
+    expect(g.audit.filter((a) => a.type === "server.start" && a.fields.server === "lazy")).toHaveLength(1);
+  });
 });
