@@ -1,0 +1,69 @@
+// `nucleus serve` run by an ordinary user, as most desktop users run it
+// (CI runs as root): as root, the test creates the user `nucleus-test` when
+// missing and runs the built CLI as that user through runuser; as an ordinary
+// user, the other CLI tests already run unprivileged and this one is skipped.
+import { spawnSync } from "node:child_process";
+import { accessSync, chmodSync, constants, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { findBwrap } from "../../src/sandbox/bubblewrap/host.js";
+import { EVERYTHING } from "../helpers/gateway.js";
+import { NUCLEUS, REPO, ensureBuilt } from "../helpers/cli.js";
+import { TEST_USER, ensureTestUser } from "../helpers/test-user.js";
+
+const root = process.getuid?.() === 0;
+const runuser = ["/usr/sbin/runuser", "/sbin/runuser"].find((p) => existsSync(p));
+const canRun = root && runuser !== undefined && findBwrap() !== null;
+const why = !root ? "not root: the other CLI tests already run unprivileged" : "runuser or bwrap missing";
+
+/** Whether `user` can read `path` (every directory on the way must be searchable). */
+function readableBy(user: string, path: string): boolean {
+  return spawnSync(runuser!, ["-u", user, "--", "test", "-r", path], { stdio: "ignore" }).status === 0;
+}
+
+describe("nucleus serve as an ordinary user", () => {
+  let dir = "";
+  beforeAll(() => {
+    if (canRun) ensureBuilt();
+  }, 120_000);
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.skipIf(!canRun)(`serves sandboxed servers when run as ${TEST_USER}${canRun ? "" : ` (skipped: ${why})`}`, async () => {
+    ensureTestUser();
+    // The repository must be readable by that user; a checkout under a private home is not.
+    if (!readableBy(TEST_USER, join(REPO, "dist", "cli", "run-main.js")) || !readableBy(TEST_USER, EVERYTHING)) {
+      throw new Error(`${REPO} is not readable by ${TEST_USER}: clone it somewhere world-readable to run this test`);
+    }
+    dir = mkdtempSync(join(tmpdir(), "nucleus-unpriv-cli-"));
+    chmodSync(dir, 0o755);
+    const cfg = join(dir, "nucleus.toml");
+    writeFileSync(cfg, `[servers.everything]\ncommand = [${JSON.stringify(process.execPath)}, ${JSON.stringify(EVERYTHING)}]\nvm_profile = "locked"\n`);
+    chmodSync(cfg, 0o644);
+    accessSync(cfg, constants.R_OK);
+    let stderr = "";
+    const transport = new StdioClientTransport({
+      command: runuser!,
+      args: ["-u", TEST_USER, "--", "env", `HOME=${dir}`, `PATH=${process.env.PATH}`, process.execPath, NUCLEUS, "-c", cfg, "serve"],
+      stderr: "pipe",
+    });
+    transport.stderr?.on("data", (d) => (stderr += d));
+    const client = new Client({ name: "unpriv", version: "1" });
+    try {
+      await client.connect(transport);
+      const names = (await client.listTools()).tools.map((t) => t.name);
+      expect(names).toContain("everything__echo");
+      const r = await client.callTool({ name: "everything__echo", arguments: { message: "as an ordinary user" } });
+      expect(JSON.stringify(r.content)).toContain("as an ordinary user");
+      expect(stderr).toMatch(/server "everything": backend bubblewrap/);
+      // Not root: no "maps to host uid 0" situation, and the gateway says which limits it could not enforce, if any.
+      expect(stderr).not.toMatch(/uid 0/);
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
+});
