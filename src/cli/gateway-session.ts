@@ -4,11 +4,11 @@
 // without leaving a process behind.
 
 import type { Readable, Writable } from "node:stream";
-import { policyRefused, type AuditEvent } from "../audit/events.js";
+import { configReload, policyRefused, type AuditEvent } from "../audit/events.js";
 import { discoverConfig } from "../config/discover.js";
 import { loadConfig } from "../config/load.js";
 import type { NucleusConfig, ServerSpec } from "../config/spec.js";
-import { NucleusError } from "../errors.js";
+import { NucleusError, errorMessage } from "../errors.js";
 import { Gateway } from "../gateway/gateway.js";
 import { HTTP_DEFAULTS } from "../gateway/http/options.js";
 import { startHttpGateway } from "../gateway/http/server.js";
@@ -36,18 +36,79 @@ export async function runGatewaySession(ctx: CliContext, opts: SessionOptions): 
   }
 
   const services = await createServices(config, servers, { log, env: ctx.env });
+  let reloads: { dispose(): void } | null = null;
   try {
     const pf = await preflight(servers, config.gateway.backend, services.deps);
     if (pf.refusals.length > 0) {
       for (const r of pf.refusals) services.audit?.(policyRefused({ server: r.server, what: "start", rule: r.gaps.map((g) => g.rule).join(", ") }));
       throw refusalError(pf.refusals);
     }
-    for (const s of servers) log.info(`server "${s.name}": backend ${pf.selections.get(s.name)!.backend.name} (${pf.selections.get(s.name)!.reason})`);
-    const newGateway = (tag?: string) => makeGateway(config, servers, pf, services, ctx, opts, tag);
-    return opts.http ? await serveHttp(config, services, newGateway, ctx) : await serveStdio(config, servers.length, path, newGateway, ctx);
+    logSelections(servers, pf, log);
+    // What new gateways are made from; a reload (SIGHUP) replaces it.
+    let state = { config, servers, pf };
+    let live: Gateway | null = null;
+    const newGateway = (tag?: string) => makeGateway(state.config, state.servers, state.pf, services, ctx, opts, tag);
+    reloads = onSighup(async () => {
+      const next = await reloadConfig(path, opts.only, services, log);
+      if (!next) return;
+      state = next;
+      const diff = live ? await live.reconfigure(next.servers, makeLauncher(next.pf.selections, services.deps, log)) : null;
+      const changed = diff ? [...diff.added, ...diff.removed, ...diff.changed] : next.servers.map((s) => s.name);
+      services.audit?.(configReload({ source: path, changed }));
+      log.info(
+        diff
+          ? `config reloaded: added [${diff.added.join(", ")}], removed [${diff.removed.join(", ")}], changed [${diff.changed.join(", ")}]`
+          : "config reloaded: new sessions use it; open sessions keep theirs",
+      );
+    });
+    if (opts.http) return await serveHttp(config, services, newGateway, ctx);
+    live = newGateway();
+    return await serveStdio(config, servers.length, path, live, ctx);
   } finally {
+    reloads?.dispose();
     await services.close();
   }
+}
+
+function logSelections(servers: readonly ServerSpec[], pf: Preflight, log: CliContext["log"]): void {
+  for (const s of servers) log.info(`server "${s.name}": backend ${pf.selections.get(s.name)!.backend.name} (${pf.selections.get(s.name)!.reason})`);
+}
+
+/**
+ * Reads the config again for a reload. A config with errors is refused and the
+ * running one stays; a server whose rules cannot be enforced is left out
+ * (logged, audited) while the others go on.
+ */
+async function reloadConfig(path: string, only: string | undefined, services: Services, log: CliContext["log"]) {
+  let config: NucleusConfig;
+  let servers: readonly ServerSpec[];
+  try {
+    config = await loadConfig(path);
+    servers = pickServers(config, path, only);
+  } catch (err) {
+    log.error(`config reload refused, the running config stays: ${errorMessage(err)}`);
+    return null;
+  }
+  const pf = await preflight(servers, config.gateway.backend, services.deps);
+  const refused = new Set(pf.refusals.map((r) => r.server));
+  for (const r of pf.refusals) {
+    services.audit?.(policyRefused({ server: r.server, what: "start", rule: r.gaps.map((g) => g.rule).join(", ") }));
+    log.error(refusalError([r]).describe());
+  }
+  const kept = servers.filter((s) => !refused.has(s.name));
+  services.update(config, kept);
+  logSelections(kept, pf, log);
+  return { config, servers: kept, pf };
+}
+
+/** Runs `fn` on each SIGHUP, one at a time. */
+function onSighup(fn: () => Promise<void>): { dispose(): void } {
+  let chain = Promise.resolve();
+  const handler = () => {
+    chain = chain.then(fn).catch(() => undefined);
+  };
+  process.on("SIGHUP", handler);
+  return { dispose: () => void process.off("SIGHUP", handler) };
 }
 
 function pickServers(config: NucleusConfig, path: string, only: string | undefined): readonly ServerSpec[] {
@@ -88,9 +149,8 @@ function untilSignal(): { promise: Promise<string>; dispose(): void } {
   return { promise, dispose: () => (process.off("SIGINT", handler), process.off("SIGTERM", handler)) };
 }
 
-async function serveStdio(config: NucleusConfig, count: number, path: string, newGateway: () => Gateway, ctx: CliContext): Promise<number> {
+async function serveStdio(config: NucleusConfig, count: number, path: string, gateway: Gateway, ctx: CliContext): Promise<number> {
   const log = ctx.log;
-  const gateway = newGateway();
   const transport = new StreamTransport(ctx.stdin as Readable, ctx.stdout as Writable, {
     role: "server",
     peer: "the client",

@@ -32,7 +32,7 @@ export interface ToolPolicy {
 
 export class Catalog {
   private readonly servers = new Map<string, ServerCatalog>();
-  private readonly order: string[];
+  private order: string[];
   /** Views computed once per change: calls look tools up on every request. */
   private toolsView: ReturnType<Catalog["computeTools"]> | null = null;
   private promptsView: ReturnType<Catalog["computePrompts"]> | null = null;
@@ -55,6 +55,13 @@ export class Catalog {
   private invalidate(): void {
     this.toolsView = null;
     this.promptsView = null;
+  }
+
+  /** The servers, in the order their items are listed (config reload). */
+  setOrder(serverNames: readonly string[]): void {
+    this.order = [...serverNames];
+    for (const name of [...this.servers.keys()]) if (!this.order.includes(name)) this.servers.delete(name);
+    this.invalidate();
   }
 
   has(server: string, kind: keyof ServerCatalog): boolean {

@@ -64,8 +64,9 @@ export class Gateway {
   private readonly catalog: Catalog;
   private readonly listed = new Set<CatalogKind>();
   private readonly reportedCollisions = new Set<string>();
-  private readonly specs: Map<string, ServerSpec>;
+  private specs: Map<string, ServerSpec>;
   private closed = false;
+  private initialized = false;
 
   constructor(private readonly opts: GatewayOptions) {
     this.specs = new Map(opts.servers.map((s) => [s.name, s]));
@@ -86,31 +87,62 @@ export class Gateway {
         },
       },
     );
-    for (const spec of opts.servers) {
-      this.upstreams.set(
-        spec.name,
-        new Upstream({
-          spec,
-          launch: opts.launch,
-          log: opts.log.child({ server: spec.name }),
-          maxMessageBytes: opts.maxMessageBytes,
-          clientInfo: { name: "nucleus", version: opts.version },
-          backoff: opts.backoff,
-          hooks: {
-            forwardRequest: (server, request, o) => this.forwardRequest(server, request, o),
-            forwardNotification: (server, n) => this.forwardNotification(server, n),
-            catalogChanged: (server, kinds) => this.catalogChanged(server, kinds),
-            lifecycle: (e) => this.lifecycle(e),
-          },
-        }),
-      );
-    }
+    for (const spec of opts.servers) this.upstreams.set(spec.name, this.makeUpstream(spec, opts.launch));
     this.registerHandlers();
     this.server.oninitialized = () => {
+      this.initialized = true;
       this.syncCapabilities();
       // Start every non-lazy server now, in parallel; failures are logged by the upstream.
       for (const up of this.upstreams.values()) if (!up.lazy) up.ready().catch(() => undefined);
     };
+  }
+
+  private makeUpstream(spec: ServerSpec, launch: Launcher): Upstream {
+    return new Upstream({
+      spec,
+      launch,
+      log: this.opts.log.child({ server: spec.name }),
+      maxMessageBytes: this.opts.maxMessageBytes,
+      clientInfo: { name: "nucleus", version: this.opts.version },
+      backoff: this.opts.backoff,
+      hooks: {
+        forwardRequest: (server, request, o) => this.forwardRequest(server, request, o),
+        forwardNotification: (server, n) => this.forwardNotification(server, n),
+        catalogChanged: (server, kinds) => this.catalogChanged(server, kinds),
+        lifecycle: (e) => this.lifecycle(e),
+      },
+    });
+  }
+
+  /**
+   * A new set of servers (config reload): removed and changed servers are
+   * stopped, added and changed ones start (lazy ones on first use), and the
+   * client hears list_changed. Servers whose spec is unchanged keep running.
+   */
+  async reconfigure(servers: readonly ServerSpec[], launch: Launcher): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
+    const next = new Map(servers.map((s) => [s.name, s]));
+    const removed = [...this.specs.keys()].filter((n) => !next.has(n));
+    const added = [...next.keys()].filter((n) => !this.specs.has(n));
+    const changed = [...next.keys()].filter((n) => this.specs.has(n) && digestOf(this.specs.get(n)) !== digestOf(next.get(n)));
+    const going = [...removed, ...changed].map((n) => this.upstreams.get(n)!);
+    for (const up of going) {
+      this.upstreams.delete(up.name);
+      this.catalog.clear(up.name);
+    }
+    await Promise.all(going.map((up) => up.stop()));
+    this.specs = next;
+    this.catalog.setOrder(servers.map((s) => s.name));
+    const caps = this.server.getClientCapabilities() ?? {};
+    for (const name of [...added, ...changed]) {
+      const up = this.makeUpstream(next.get(name)!, launch);
+      up.setClientCapabilities(caps);
+      this.upstreams.set(name, up);
+      if (this.initialized && !up.lazy) up.ready().catch(() => undefined);
+    }
+    if (removed.length + added.length + changed.length > 0) {
+      for (const kind of this.listed) void this.server.notification({ method: `notifications/${kind}/list_changed` }).catch(() => undefined);
+    }
+    return { added, removed, changed };
   }
 
   async connect(transport: Transport): Promise<void> {
@@ -304,7 +336,7 @@ export class Gateway {
 
   private routeUri(uri: string): { server: string; uri: string } {
     if (!this.opts.prefix) {
-      const only = this.opts.servers[0];
+      const only = [...this.specs.values()][0];
       if (!only) throw wire.invalidParams("no server is configured");
       return { server: only.name, uri };
     }

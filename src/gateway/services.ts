@@ -23,6 +23,8 @@ export interface Services {
   readonly audit: ((event: AuditEvent) => void) | undefined;
   /** Redaction of everything a server sends towards the client (unless redact_results = false). */
   readonly outgoing: <T>(server: string, value: T) => T;
+  /** A reloaded config: its secrets and servers are used from now on (the audit log stays). */
+  update(config: NucleusConfig, servers: readonly ServerSpec[]): void;
   close(): Promise<void>;
 }
 
@@ -48,13 +50,15 @@ export async function createServices(
         auditLog.append(event).catch((err: Error) => log.error(`could not write the audit log: ${err.message}`));
       }
     : undefined;
-  const byName = new Map(servers.map((s) => [s.name, s]));
+  // Replaced on config reload (update()).
+  let secretSpecs = config.secrets;
+  let byName = new Map(servers.map((s) => [s.name, s]));
   const backends = defaultBackends();
   // Egress decisions go to the same audit log; refusals are also logged once per destination at warn.
   const egress = createEgressService({ log, audit, ...opts.egress });
   const deps: RuntimeDeps = {
     select: (spec, gatewayChoice) => selectBackend(spec, gatewayChoice, backends),
-    resolveSecrets: (spec) => resolveServerSecrets(spec, config.secrets, env, { redactor }),
+    resolveSecrets: (spec) => resolveServerSecrets(spec, secretSpecs, env, { redactor }),
     resolvePackage: (spec, signal) => (spec.launch.package ? resolvePackageSpec(spec, { log, signal }) : Promise.resolve(spec)),
     startEgress: (spec) => egress.start(spec),
   };
@@ -63,6 +67,11 @@ export async function createServices(
     redactor,
     audit,
     outgoing: <T>(server: string, value: T): T => (byName.get(server)?.redactResults === false ? value : redactor.redactJson(value)),
+    update(next: NucleusConfig, nextServers: readonly ServerSpec[]) {
+      if (next.gateway.auditLog !== config.gateway.auditLog) log.warn("[gateway] audit_log changed: it takes effect when the gateway restarts");
+      secretSpecs = next.secrets;
+      byName = new Map(nextServers.map((s) => [s.name, s]));
+    },
     async close() {
       await egress.close();
       await auditLog?.close();
