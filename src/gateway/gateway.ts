@@ -25,7 +25,8 @@ import {
   type Request,
   type Result,
 } from "@modelcontextprotocol/sdk/types.js";
-import { digestOf, policyRefused, serverExit, serverOom, serverRestart, serverStart, toolCall, type AuditEvent } from "../audit/events.js";
+import { digestOf, policyRefused, toolCall, type AuditEvent } from "../audit/events.js";
+import { exposeNotification, lifecycleAudit } from "./mapping.js";
 import type { ServerSpec } from "../config/spec.js";
 import type { Logger } from "../log.js";
 import { Catalog, type Collision, type ServerCatalog } from "./catalog.js";
@@ -167,18 +168,7 @@ export class Gateway {
   }
 
   private lifecycle(e: LifecycleEvent): void {
-    const audit = this.opts.audit;
-    if (!audit) return;
-    if (e.type === "server.start") {
-      const ev = serverStart({ server: e.server, backend: e.backend, policyDigest: digestOf(this.specs.get(e.server)) });
-      // The pid lets an operator match the record to the process (no secrets in details).
-      audit({ ...ev, fields: { ...ev.fields, details: e.details } });
-    } else if (e.type === "server.exit") {
-      audit(serverExit({ server: e.server, cause: e.cause, code: e.code, signal: e.signal }));
-      if (e.cause === "oom") audit(serverOom({ server: e.server, memoryMiB: this.specs.get(e.server)?.limits.memoryMiB }));
-    } else {
-      audit(serverRestart({ server: e.server, attempt: e.attempt, delayMs: e.delayMs }));
-    }
+    if (this.opts.audit) for (const ev of lifecycleAudit(e, this.specs.get(e.server))) this.opts.audit(ev);
   }
 
   // ---- catalog -------------------------------------------------------------
@@ -204,30 +194,12 @@ export class Gateway {
         if (!(await Promise.race([ready, sleep(waitMs).then(() => false)]))) return;
         if (this.catalog.has(up.name, kind)) return;
         try {
-          this.catalog.set(up.name, kind, (await this.fetchAll(up, kind)) as never);
+          this.catalog.set(up.name, kind, (await up.listAll(kind)) as never);
         } catch (err) {
           this.opts.log.warn(`could not list ${kind} of server "${up.name}": ${(err as Error).message}`);
         }
       }),
     );
-  }
-
-  private async fetchAll(up: Upstream, kind: keyof ServerCatalog): Promise<unknown[]> {
-    const caps = up.serverCapabilities();
-    const supported = kind === "tools" ? caps?.tools : kind === "prompts" ? caps?.prompts : caps?.resources;
-    if (!supported) return [];
-    const method = { tools: "tools/list", prompts: "prompts/list", resources: "resources/list", templates: "resources/templates/list" }[kind];
-    const field = { tools: "tools", prompts: "prompts", resources: "resources", templates: "resourceTemplates" }[kind];
-    const items: unknown[] = [];
-    let cursor: string | undefined;
-    for (let page = 0; page < 1000; page++) {
-      const result = (await up.request({ method, params: cursor ? { cursor } : {} })) as Record<string, unknown>;
-      const got = result[field];
-      if (Array.isArray(got)) items.push(...got);
-      cursor = typeof result.nextCursor === "string" ? result.nextCursor : undefined;
-      if (!cursor) break;
-    }
-    return items;
   }
 
   private catalogChanged(server: string, kinds: readonly CatalogKind[]): void {
@@ -414,15 +386,7 @@ export class Gateway {
   }
 
   private forwardNotification(server: string, n: Notification): void {
-    let out: Notification = n;
-    const params = (n.params ?? {}) as Record<string, unknown>;
-    if (n.method === "notifications/message") {
-      const logger = typeof params.logger === "string" ? `${server}/${params.logger}` : server;
-      out = { method: n.method, params: { ...params, logger: this.opts.prefix ? logger : params.logger } };
-    } else if (n.method === "notifications/resources/updated" && typeof params.uri === "string") {
-      out = { method: n.method, params: { ...params, uri: exposedUri(server, params.uri, this.opts.prefix) } };
-    }
-    void this.server.notification(this.out(server, out)).catch((err: Error) => {
+    void this.server.notification(this.out(server, exposeNotification(server, n, this.opts.prefix))).catch((err: Error) => {
       this.opts.log.debug(`notification ${n.method} from server "${server}" not forwarded: ${err.message}`);
     });
   }

@@ -301,6 +301,25 @@ export class Upstream {
     return new WireError(err.code, err.message.replace(/^(MCP error -?\d+: )+/, ""), err.data);
   }
 
+  /** Every item of one list kind, all pages read; [] when the server does not offer that kind. */
+  async listAll(kind: "tools" | "prompts" | "resources" | "templates"): Promise<unknown[]> {
+    const caps = this.serverCapabilities();
+    const supported = kind === "tools" ? caps?.tools : kind === "prompts" ? caps?.prompts : caps?.resources;
+    if (!supported) return [];
+    const method = { tools: "tools/list", prompts: "prompts/list", resources: "resources/list", templates: "resources/templates/list" }[kind];
+    const field = { tools: "tools", prompts: "prompts", resources: "resources", templates: "resourceTemplates" }[kind];
+    const items: unknown[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 1000; page++) {
+      const result = (await this.request({ method, params: cursor ? { cursor } : {} })) as Record<string, unknown>;
+      const got = result[field];
+      if (Array.isArray(got)) items.push(...got);
+      cursor = typeof result.nextCursor === "string" ? result.nextCursor : undefined;
+      if (!cursor) break;
+    }
+    return items;
+  }
+
   /** Send a notification to the server if it is running (roots/list_changed, ...). */
   async notify(notification: Notification): Promise<void> {
     if (this.state !== "ready" || !this.client) return;

@@ -1,0 +1,36 @@
+// Pure mappings between what a server says and what the client and the audit
+// log see: notifications with exposed names and URIs, lifecycle events as
+// audit records. Not responsible for sending anything.
+
+import type { Notification } from "@modelcontextprotocol/sdk/types.js";
+import { digestOf, serverExit, serverOom, serverRestart, serverStart, type AuditEvent } from "../audit/events.js";
+import type { ServerSpec } from "../config/spec.js";
+import { exposedUri } from "./names.js";
+import type { LifecycleEvent } from "./upstream.js";
+
+/** A server's notification as the client sees it: log messages name the server, updated URIs are exposed. */
+export function exposeNotification(server: string, n: Notification, prefix: boolean): Notification {
+  const params = (n.params ?? {}) as Record<string, unknown>;
+  if (n.method === "notifications/message" && prefix) {
+    const logger = typeof params.logger === "string" ? `${server}/${params.logger}` : server;
+    return { method: n.method, params: { ...params, logger } };
+  }
+  if (n.method === "notifications/resources/updated" && typeof params.uri === "string") {
+    return { method: n.method, params: { ...params, uri: exposedUri(server, params.uri, prefix) } };
+  }
+  return n;
+}
+
+/** The audit records for one lifecycle event of a server (start, exit, OOM, restart). */
+export function lifecycleAudit(e: LifecycleEvent, spec: ServerSpec | undefined): AuditEvent[] {
+  if (e.type === "server.start") {
+    const ev = serverStart({ server: e.server, backend: e.backend, policyDigest: digestOf(spec) });
+    // The pid lets an operator match the record to the process (details hold no secrets).
+    return [{ ...ev, fields: { ...ev.fields, details: e.details } }];
+  }
+  if (e.type === "server.exit") {
+    const exit = serverExit({ server: e.server, cause: e.cause, code: e.code, signal: e.signal });
+    return e.cause === "oom" ? [exit, serverOom({ server: e.server, memoryMiB: spec?.limits.memoryMiB })] : [exit];
+  }
+  return [serverRestart({ server: e.server, attempt: e.attempt, delayMs: e.delayMs })];
+}
