@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Installs what Nucleus needs on Debian/Ubuntu: npm dependencies, the build, and
-# system packages (bubblewrap, QEMU, ...). As root it uses apt-get; otherwise it
-# prints the exact command to run and continues with what is there.
+# system packages (bubblewrap; with --dev also QEMU and the test tools). As root
+# it uses apt-get; otherwise it prints the exact command to run and continues
+# with what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the backends and tests use. bubblewrap: the default sandbox.
-# qemu-system-x86 + busybox-static + xz-utils/zstd (to unpack the kernel): the microVM backends;
+# Debian packages. What running the gateway needs (bubblewrap: the default
+# sandbox), and with --dev what the whole test suite needs besides:
+# qemu-system-x86 + busybox-static + cpio + xz-utils/zstd (to unpack the kernel): the microVM backends;
 # socat: the vsock bridge in Firecracker guests; e2fsprogs: read-only ext4 images of granted paths (Firecracker);
 # the kernel (linux-image-amd64) is fetched by `nucleus image build` with `apt-get download`, not installed.
 # dnsmasq-base + iproute2: the egress tests' local DNS and test hosts.
 # openssl + curl: the egress tests' self-signed HTTPS target and a real proxy-honouring client.
-PKGS=(bubblewrap qemu-system-x86 busybox-static dnsmasq-base iproute2 cpio xz-utils zstd socat e2fsprogs openssl curl)
+PKGS=(bubblewrap)
+if [ "${1:-}" = "--dev" ]; then
+  PKGS+=(qemu-system-x86 busybox-static cpio xz-utils zstd socat e2fsprogs dnsmasq-base iproute2 openssl curl)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -3,7 +3,7 @@
 # runs the whole suite, and ends with a line `N passed, N failed, N skipped`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
+bash scripts/setup.sh --dev || { echo "0 passed, 1 failed"; exit 1; }
 npx tsc -p tsconfig.json --noEmit || { echo "type check failed"; echo "0 passed, 1 failed"; exit 1; }
 report=$(mktemp -t nucleus-vitest-XXXXXX.json)
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
