@@ -4,7 +4,7 @@
 // subscriptions, completions and server→client requests. Not responsible for
 // how a server is sandboxed (the Launcher) or for transports.
 
-import { wire } from "./wire-error.js";
+import { WireError, wire } from "./wire-error.js";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import {
@@ -194,7 +194,8 @@ export class Gateway {
         if (!(await Promise.race([ready, sleep(waitMs).then(() => false)]))) return;
         if (this.catalog.has(up.name, kind)) return;
         try {
-          this.catalog.set(up.name, kind, (await up.listAll(kind)) as never);
+          // SECURITY: descriptions and names come from the server: redacted like its results.
+          this.catalog.set(up.name, kind, this.out(up.name, await up.listAll(kind)) as never);
         } catch (err) {
           this.opts.log.warn(`could not list ${kind} of server "${up.name}": ${(err as Error).message}`);
         }
@@ -365,7 +366,14 @@ export class Gateway {
             const params = this.out(server, { ...p, progressToken: token });
             sent = sent.then(() => extra.sendNotification({ method: "notifications/progress", params })).catch(() => undefined);
           };
-    const result = await up.request(request, { signal: extra.signal, onprogress });
+    let result: Result;
+    try {
+      result = await up.request(request, { signal: extra.signal, onprogress });
+    } catch (err) {
+      // SECURITY: a server's error text and data are redacted like its results.
+      if (err instanceof WireError) throw new WireError(err.code, this.out(server, err.message), this.out(server, err.data));
+      throw err;
+    }
     if (token !== undefined) {
       await sent;
       // Let the client process the last progress before the result ends the request

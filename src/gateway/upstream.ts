@@ -70,7 +70,12 @@ export class Upstream {
   private crashes = 0;
   private lastStart = 0;
   private restartTimer: NodeJS.Timeout | null = null;
+  /** The last failure in full, for the log only (may hold host paths). */
   private lastFailure: string | null = null;
+  /** The same failure as a short phrase for the client: no path, argv, value or guest text. */
+  private clientReason: string | null = null;
+  /** Clients whose connection closed (to tell a closed connection from a server's own -32000 error). */
+  private readonly closedClients = new WeakSet<Client>();
   private logLevel: string | null = null;
   /** Aborted by stop(): cancels a start in progress. */
   private readonly lifetime = new AbortController();
@@ -126,7 +131,8 @@ export class Upstream {
   }
 
   private unavailable(): WireError {
-    const why = this.lastFailure ? `: ${this.lastFailure}` : "";
+    // SECURITY: only the short reason crosses the wire; the details are in the gateway log.
+    const why = this.clientReason ? ` (${this.clientReason}; see the gateway log)` : "";
     const what =
       this.state === "backoff" ? "is restarting" : this.state === "refused" ? "was refused by policy" : "is stopped";
     return wire.internal(`server "${this.name}" ${what}${why}`);
@@ -143,6 +149,7 @@ export class Upstream {
       if (this.stopped()) throw this.unavailable();
       const msg = errorMessage(err);
       this.lastFailure = msg.split("\n")[0] ?? msg;
+      this.clientReason = startFailureReason(err);
       if (err instanceof NucleusError && err.code === "POLICY_REFUSED") {
         this.state = "refused";
         log.error(`server "${this.name}" refused: ${msg}`);
@@ -171,6 +178,7 @@ export class Upstream {
     const thisSandbox = sandbox;
     void sandbox.exited.then((exit) => this.onExit(thisSandbox, exit));
     client.onclose = () => {
+      this.closedClients.add(client);
       // The stream ended or was cut (oversized frame): make sure the process goes too.
       // (When the process itself ended, let its exit be seen as what it was.)
       void Promise.race([thisSandbox.exited, delay(500).then(() => null)]).then((exit) => {
@@ -186,6 +194,7 @@ export class Upstream {
         throw this.unavailable();
       }
       this.lastFailure = `initialize failed: ${errorMessage(err)}`;
+      this.clientReason = "it did not answer initialize";
       log.error(`server "${this.name}" did not initialize: ${errorMessage(err)}`);
       await thisSandbox.stop(1000);
       throw this.unavailable();
@@ -195,6 +204,7 @@ export class Upstream {
     this.lastStart = Date.now();
     this.starting = null;
     this.lastFailure = null;
+    this.clientReason = null;
     if (this.logLevel && client.getServerCapabilities()?.logging) {
       await this.setLogLevel(this.logLevel).catch(() => undefined);
     }
@@ -240,6 +250,7 @@ export class Upstream {
     void client?.close().catch(() => undefined);
     if (this.state === "stopped") return;
     this.lastFailure = exit.cause === "oom" ? `${exit.message} (out of memory)` : exit.message;
+    this.clientReason = exitPhrase(exit);
     this.opts.log.warn(`${exit.message}; restarting`, { cause: exit.cause });
     this.opts.hooks.catalogChanged(this.name, ["tools", "prompts", "resources"]);
     this.scheduleRestart();
@@ -279,21 +290,23 @@ export class Upstream {
         resetTimeoutOnProgress: true,
       });
     } catch (err) {
-      throw await this.describeFailure(err, request.method);
+      throw await this.describeFailure(err, request.method, client);
     }
   }
 
-  private async describeFailure(err: unknown, method: string): Promise<unknown> {
+  private async describeFailure(err: unknown, method: string, client: Client): Promise<unknown> {
     if (!(err instanceof McpError)) return err;
-    if (err.code === ErrorCode.ConnectionClosed && !options_aborted(err)) {
+    // (-32000 / -32001 are also codes a server may use for its own errors: only
+    // a connection that really closed, or the SDK's own timeout, count as such.)
+    if (err.code === ErrorCode.ConnectionClosed && this.closedClients.has(client) && !options_aborted(err)) {
       // Give the exit a moment to be reaped so the message can say how it ended.
       const sandbox = this.sandbox;
       if (sandbox) await Promise.race([sandbox.exited, delay(300)]);
-      const how = this.lastExit ? ` (${this.lastExit.message})` : "";
-      return wire.internal(`server "${this.name}" stopped while handling ${method}${how}; it is being restarted`,
-      );
+      const how = this.lastExit ? ` (server "${this.name}" ${exitPhrase(this.lastExit)})` : "";
+      return wire.internal(`server "${this.name}" stopped while handling ${method}${how}; it is being restarted`);
     }
-    if (err.code === ErrorCode.RequestTimeout) {
+    const local = (err.data as { timeout?: unknown } | undefined)?.timeout !== undefined;
+    if (err.code === ErrorCode.RequestTimeout && local) {
       return wire.timeout(`server "${this.name}" did not answer ${method} within ${this.spec.timeouts.requestMs} ms`);
     }
     // The server's own error, passed on as it sent it: its code, message and data
@@ -340,6 +353,31 @@ export class Upstream {
     if (sandbox) await sandbox.stop(this.spec.timeouts.shutdownGraceMs);
     // A start still launching (package install, VM boot) settles once aborted, stopping what it made.
     if (starting) await starting.catch(() => undefined);
+  }
+}
+
+/** How a sandbox ended, as a phrase safe for the client (built from the cause, never from guest text). */
+function exitPhrase(exit: SandboxExit): string {
+  if (exit.cause === "oom") return "ran out of memory";
+  if (exit.signal) return `was killed by ${exit.signal}`;
+  if (exit.code !== null) return `exited with code ${exit.code}`;
+  return exit.cause === "stopped" ? "was stopped" : "ended";
+}
+
+/** Why a start failed, as a phrase safe for the client. */
+function startFailureReason(err: unknown): string {
+  const code = err instanceof NucleusError ? err.code : null;
+  switch (code) {
+    case "POLICY_REFUSED":
+      return "a rule of its policy cannot be enforced here";
+    case "SECRET_UNAVAILABLE":
+      return "a secret it needs could not be read";
+    case "PACKAGE_INSTALL_FAILED":
+      return "its npm package could not be installed";
+    case "CONFIG_INVALID":
+      return "its configuration is invalid";
+    default:
+      return "its sandbox could not be started";
   }
 }
 

@@ -3,6 +3,8 @@
 import { describe, expect, it } from "vitest";
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { makeSpec } from "../helpers/spec.js";
+import { NucleusError } from "../../src/errors.js";
+import type { Backend } from "../../src/sandbox/backend.js";
 import { alive } from "../helpers/process.js";
 import { TINY, startTestGateway, useGateways, type TestGateway } from "../helpers/gateway.js";
 
@@ -91,5 +93,22 @@ describe("gateway: supervision", () => {
     expect(g.audit.some((a) => a.type === "server.start" && a.fields.server === "lazy")).toBe(false);
     expect((await g.client.listTools()).tools.map((t) => t.name)).toContain("lazy__echo");
     expect(g.audit.filter((a) => a.type === "server.start" && a.fields.server === "lazy")).toHaveLength(1);
+  });
+
+  it("tells the client why a server is unavailable without host paths (the details go to the log)", async () => {
+    const failing: Backend = {
+      name: "unsandboxed",
+      probe: async () => ({ available: true, reason: "test", hints: [] }),
+      gaps: async () => [],
+      launch: async () => {
+        throw new NucleusError("SECRET_UNAVAILABLE", 'secret "GH" (from file /home/alice/.config/gh-token) cannot be read: EACCES');
+      },
+    };
+    const g = await gw([tiny("gh")], { backend: failing });
+    // A tool of an unavailable server is not listed; a request routed to it by URI says why.
+    const err = (await g.client.readResource({ uri: "nucleus://gh/test://x" }).catch((e: Error) => e)) as Error;
+    expect(err.message).toContain('server "gh" is restarting (a secret it needs could not be read; see the gateway log)');
+    expect(err.message).not.toContain("/home/alice");
+    expect(g.logs.join("")).toContain("/home/alice/.config/gh-token");
   });
 });

@@ -16,7 +16,7 @@ import { makeLauncher, preflight } from "../../src/gateway/runtime.js";
 import { createServices, type Services } from "../../src/gateway/services.js";
 import { Logger } from "../../src/log.js";
 import { whichSync } from "../../src/sandbox/which.js";
-import { EVERYTHING } from "../helpers/gateway.js";
+import { EVERYTHING, TINY } from "../helpers/gateway.js";
 
 const A_VALUE = `a-secret-${process.pid}-Q7wLz2`;
 const B_VALUE = `b-secret-${process.pid}-M4kTr9`;
@@ -62,6 +62,11 @@ redact_results = false      # lets this test see what A received
 
 [servers.b]
 command = [${JSON.stringify(process.execPath)}, ${JSON.stringify(EVERYTHING)}]
+vm_profile = "locked"
+secrets = [{ name = "B_TOKEN", target = "TOKEN" }]
+
+[servers.c]
+command = [${JSON.stringify(process.execPath)}, ${JSON.stringify(TINY)}, "normal", "c"]
 vm_profile = "locked"
 secrets = [{ name = "B_TOKEN", target = "TOKEN" }]
 
@@ -134,5 +139,18 @@ path = "./b-token"
     expect(log).toContain('server "a" ready');
     expect(log).not.toContain(A_VALUE);
     expect(log).not.toContain(B_VALUE);
+  });
+
+  it("masks a value in a server's error message and data, and in its tool descriptions", async () => {
+    const tools = JSON.stringify((await client.listTools()).tools.filter((t) => t.name.startsWith("c__")));
+    expect(tools).toContain("I hold [REDACTED]");
+    expect(tools).not.toContain(B_VALUE);
+    const err = (await client.callTool({ name: "c__fail", arguments: {} }).catch((e: unknown) => e)) as { code: number; message: string; data: unknown };
+    // The server's own -32000 error is passed on as its error, not mistaken for a crash.
+    expect(err.code).toBe(-32000);
+    expect(err.message).toContain("failed with [REDACTED]");
+    expect(JSON.stringify(err.data)).toContain("[REDACTED]");
+    expect(err.message + JSON.stringify(err.data)).not.toContain(B_VALUE);
+    expect(err.message).not.toMatch(/stopped while handling/);
   });
 });
