@@ -50,6 +50,11 @@ export class Logger {
     this.redactRef.fn = fn;
   }
 
+  /** Masks secret values in `text` (what every line gets before it is written). */
+  redact(text: string): string {
+    return this.redactRef.fn(text);
+  }
+
   enabled(level: LogLevel): boolean {
     return ORDER[level] >= ORDER[this.level];
   }

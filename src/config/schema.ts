@@ -19,7 +19,9 @@ const int = (min: number, max: number) => z.number().int().min(min).max(max);
 const nonEmpty = z.string().min(1);
 
 export const toolsSchema = z.strictObject({
-  allow: z.array(nonEmpty).optional(),
+  // An empty allow list would read as "allow all" (an empty allow list means no
+  // filter); say what is meant instead: omit the key, or name at least one tool.
+  allow: z.array(nonEmpty).min(1, "an empty allow list would allow every tool; omit tools.allow to allow all, or list the tools to allow").optional(),
   deny: z.array(nonEmpty).optional(),
 });
 

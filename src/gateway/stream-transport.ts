@@ -169,7 +169,8 @@ export class StreamTransport implements Transport {
 
   private sendError(id: string | number | null, code: number, message: string): void {
     const msg = { jsonrpc: "2.0", id, error: { code, message } };
-    this.write(JSON.stringify(msg) + "\n");
+    // A peer that stopped reading is not worth a crash: the error is simply not delivered.
+    this.write(JSON.stringify(msg) + "\n").catch(() => undefined);
   }
 
   private write(data: string): Promise<void> {
@@ -179,8 +180,19 @@ export class StreamTransport implements Transport {
         return;
       }
       const ok = this.output.write(data, (err) => (err ? reject(err) : undefined));
-      if (ok) resolve();
-      else this.output.once("drain", resolve);
+      if (ok) {
+        resolve();
+        return;
+      }
+      // Wait for room — or for the end of the stream, which must not leave the sender hanging.
+      const done = () => {
+        this.output.off("drain", done);
+        this.output.off("close", done);
+        if (this.output.destroyed && !this.output.writableFinished) reject(new Error(`connection to ${this.opts.peer} is closed`));
+        else resolve();
+      };
+      this.output.once("drain", done);
+      this.output.once("close", done);
     });
   }
 

@@ -26,8 +26,16 @@ export class UnsandboxedBackend implements Backend {
       ];
     }
     // With the explicit opt-in, the user has accepted that no path, network or
-    // limit rule is enforced; nothing else is reported as a gap.
-    return [];
+    // limit rule is enforced. A secret delivered as a file would need a private
+    // tmpfs, which a plain process does not have: refuse rather than drop it.
+    return spec.secrets
+      .map((ref, i) => ({ ref, i }))
+      .filter(({ ref }) => ref.as === "file")
+      .map(({ ref, i }) => ({
+        rule: `${p}.secrets[${i}]`,
+        message: `secret "${ref.name}" is to be delivered as a file, which needs a sandbox's private tmpfs`,
+        hint: `deliver it as an environment variable (as = "env"), or run server "${spec.name}" in a sandbox`,
+      }));
   }
 
   async launch(spec: ServerSpec, ctx: LaunchContext): Promise<Sandbox> {

@@ -32,4 +32,10 @@ describe("unsandboxed backend", () => {
     expect(exit.cause).toBe("stopped");
     expect(() => process.kill(Number(sandbox.details.pid), 0)).toThrow();
   });
+
+  it("refuses a file secret it could not deliver privately", async () => {
+    const spec = makeSpec({ name: "e", argv: [process.execPath, everything], insecureUnsandboxed: true, secrets: [{ name: "K", target: "key.pem", as: "file" }] });
+    const gaps = await new UnsandboxedBackend().gaps(spec);
+    expect(gaps).toEqual([expect.objectContaining({ rule: "servers.e.secrets[0]", message: expect.stringContaining("needs a sandbox's private tmpfs") })]);
+  });
 });
