@@ -241,8 +241,10 @@ export class Upstream {
     if (this.state === "stopped") return;
     this.lastFailure = exit.cause === "oom" ? `${exit.message} (out of memory)` : exit.message;
     this.opts.log.warn(`${exit.message}; restarting`, { cause: exit.cause });
-    this.opts.hooks.catalogChanged(this.name, ["tools", "prompts", "resources"]);
+    // Leave "ready" before the catalog is re-listed: a refresh that still saw "ready" called
+    // ready(), which started a second sandbox beside the restart's (and leaked the first).
     this.scheduleRestart();
+    this.opts.hooks.catalogChanged(this.name, ["tools", "prompts", "resources"]);
   }
 
   private lastExit: SandboxExit | null = null;
@@ -257,7 +259,7 @@ export class Upstream {
     this.opts.hooks.lifecycle?.({ type: "server.restart", server: this.name, attempt: this.crashes, delayMs });
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
-      if (this.state !== "backoff") return;
+      if (this.state !== "backoff" || this.starting) return;
       this.state = "idle";
       this.starting = this.start();
       this.starting.catch(() => undefined);
