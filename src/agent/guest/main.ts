@@ -2,8 +2,9 @@
 // mounts /proc, /sys and /dev). Loads the virtio modules, opens its host
 // channels, waits for the start request (argv, env, mounts, secrets — they
 // arrive only over the control channel, never on the kernel command line or in
-// the image), starts the server with its stdio on the MCP channel, reports its
-// exit and ends the VM. Not responsible for policy: the host decides everything.
+// the image), starts the server with pipes for its stdio and relays them to the
+// MCP channel, reports its exit and ends the VM. Not responsible for policy: the
+// host decides everything.
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -119,7 +120,7 @@ function drained(c: ChildProcess, out: Writable, maxMs: number): Promise<void> {
   const ended = (r: Readable) => (r.readableEnded || r.destroyed ? Promise.resolve() : new Promise<void>((ok) => r.once("close", ok).once("end", ok)));
   const flushed = () => (out.writableLength === 0 ? Promise.resolve() : new Promise<void>((ok) => out.once("drain", ok)));
   const all = Promise.all([ended(c.stdout!), ended(c.stderr!)]).then(flushed);
-  return Promise.race([all, new Promise<void>((ok) => setTimeout(ok, maxMs).unref())]);
+  return Promise.race([all, new Promise<void>((ok) => setTimeout(ok, maxMs))]);
 }
 
 // PID 1 must never just die: Node would hang in exit joining the threads blocked on the ports.
