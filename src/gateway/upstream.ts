@@ -252,8 +252,10 @@ export class Upstream {
     this.lastFailure = exit.cause === "oom" ? `${exit.message} (out of memory)` : exit.message;
     this.clientReason = exitPhrase(exit);
     this.opts.log.warn(`${exit.message}; restarting`, { cause: exit.cause });
-    this.opts.hooks.catalogChanged(this.name, ["tools", "prompts", "resources"]);
+    // Leave "ready" before the catalog is re-listed: a refresh that still saw "ready" called
+    // ready(), which started a second sandbox beside the restart's (and leaked the first).
     this.scheduleRestart();
+    this.opts.hooks.catalogChanged(this.name, ["tools", "prompts", "resources"]);
   }
 
   private lastExit: SandboxExit | null = null;
@@ -268,7 +270,7 @@ export class Upstream {
     this.opts.hooks.lifecycle?.({ type: "server.restart", server: this.name, attempt: this.crashes, delayMs });
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
-      if (this.state !== "backoff") return;
+      if (this.state !== "backoff" || this.starting) return;
       this.state = "idle";
       this.starting = this.start();
       this.starting.catch(() => undefined);

@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import type { PathGrant, ResourceLimits } from "../../src/config/spec.js";
-import type { Sandbox } from "../../src/sandbox/backend.js";
+import type { Backend, Sandbox } from "../../src/sandbox/backend.js";
 import { BubblewrapBackend } from "../../src/sandbox/bubblewrap/backend.js";
 import type { PlaceOverrides } from "../../src/sandbox/cgroups/manager.js";
 import { Logger } from "../../src/log.js";
@@ -33,7 +33,7 @@ export interface Hostile {
 }
 
 export async function launchHostile(
-  backend: BubblewrapBackend,
+  backend: Backend,
   name: string,
   opts: { paths?: PathGrant[]; secrets?: Map<string, { value: string; as: "env" | "file" }>; limits?: Partial<ResourceLimits> } = {},
 ): Promise<Hostile> {

@@ -7,6 +7,8 @@ import { NucleusError } from "../../src/errors.js";
 import type { Backend } from "../../src/sandbox/backend.js";
 import { alive } from "../helpers/process.js";
 import { TINY, startTestGateway, useGateways, type TestGateway } from "../helpers/gateway.js";
+import type { Backend } from "../../src/sandbox/backend.js";
+import { UnsandboxedBackend } from "../../src/sandbox/unsandboxed.js";
 
 const node = process.execPath;
 const tiny = (name: string, mode = "normal", timeouts?: { startupMs: number; requestMs: number; shutdownGraceMs: number }) =>
@@ -38,6 +40,33 @@ describe("gateway: supervision", () => {
     expect(JSON.stringify((await g.client.callTool({ name: "a__echo", arguments: { message: "back" } })).content)).toContain("back");
     expect(g.audit.filter((a) => a.type === "server.exit" && a.fields.server === "a")[0]?.fields).toMatchObject({ cause: "exited", code: 7 });
     expect(g.audit.some((a) => a.type === "server.restart" && a.fields.server === "a")).toBe(true);
+  });
+
+  it("starts exactly one new sandbox after a crash when starting takes longer than the backoff (a VM boot)", async () => {
+    const inner = new UnsandboxedBackend();
+    const slow: Backend = {
+      name: inner.name,
+      probe: () => inner.probe(),
+      gaps: (spec) => inner.gaps(spec),
+      launch: async (spec, ctx) => {
+        await new Promise((r) => setTimeout(r, 400)); // longer than the 100 ms first backoff
+        return inner.launch(spec, ctx);
+      },
+    };
+    const g = await startTestGateway([tiny("vm")], { backend: slow });
+    try {
+      await g.client.listTools();
+      await g.client.callTool({ name: "vm__crash", arguments: {} }).catch(() => undefined);
+      await expect
+        .poll(async () => JSON.stringify((await g.client.callTool({ name: "vm__echo", arguments: { message: "back" } }).catch(() => ({ content: [] }))).content), { timeout: 10_000 })
+        .toContain("back");
+      await new Promise((r) => setTimeout(r, 1000));
+      const pids = g.audit.filter((a) => a.type === "server.start").map((a) => Number((a.fields.details as Record<string, string>).pid));
+      expect(pids).toHaveLength(2);
+      expect(alive(pids[0]!)).toBe(false);
+    } finally {
+      await g.close();
+    }
   });
 
   it("cuts off a 100 MB line with an error and keeps other servers working", async () => {

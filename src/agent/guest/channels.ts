@@ -4,7 +4,7 @@
 // Not responsible for the protocol. No imports outside src/agent/guest.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { openSync, read, readFileSync, writeSync } from "node:fs";
+import { createReadStream, createWriteStream, openSync, read, readFileSync, writeSync } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import { PORT_CONTROL, PORT_MCP, VSOCK_PORT_CONTROL, VSOCK_PORT_MCP } from "./protocol.js";
 import { findPorts } from "./system.js";
@@ -15,8 +15,15 @@ export interface ControlTransport {
   listen(onData: (chunk: Buffer) => void, onEnd: () => void): void;
 }
 
-/** How the server's stdio reaches the MCP channel. */
-export type McpTransport = { readonly kind: "device"; readonly path: string } | { readonly kind: "pipes"; readonly stdin: Writable; readonly stdout: Readable };
+/**
+ * The MCP channel as two streams the agent relays to the server's stdio pipes:
+ * `stdout` carries the host's bytes (to the server's stdin), `stdin` takes the
+ * server's output (to the host).
+ */
+export interface McpTransport {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+}
 
 export interface Channels {
   readonly control: ControlTransport;
@@ -47,7 +54,7 @@ export async function openChannels(): Promise<Channels> {
           ctl.stdout!.once("end", onEnd);
         },
       },
-      mcp: { kind: "pipes", stdin: mcp.stdin!, stdout: mcp.stdout! },
+      mcp: { stdin: mcp.stdin!, stdout: mcp.stdout! },
     };
   }
   const ports = await findPorts([PORT_CONTROL, PORT_MCP], 15_000);
@@ -69,7 +76,23 @@ export async function openChannels(): Promise<Channels> {
         loop();
       },
     },
-    mcp: { kind: "device", path: ports.get(PORT_MCP)! },
+    mcp: portStreams(ports.get(PORT_MCP)!),
+  };
+}
+
+/**
+ * The MCP port as streams, opened once (a second open is EBUSY). The port is
+ * never handed to the server itself: a character device is a "file" to libuv,
+ * so a Node server reads its stdin with a blocking read() in a threadpool
+ * worker, and at exit libuv joins that worker — the server hung in exit until
+ * the host sent a byte, and the VM never ended. Pipes poll; relaying keeps the
+ * server's exit (and any grandchild holding its stdio) out of the port's hands.
+ */
+function portStreams(path: string): McpTransport {
+  const fd = openSync(path, "r+");
+  return {
+    stdout: createReadStream("", { fd, autoClose: false, highWaterMark: 64 * 1024 }),
+    stdin: createWriteStream("", { fd, autoClose: false }),
   };
 }
 

@@ -2,11 +2,13 @@
 // mounts /proc, /sys and /dev). Loads the virtio modules, opens its host
 // channels, waits for the start request (argv, env, mounts, secrets — they
 // arrive only over the control channel, never on the kernel command line or in
-// the image), starts the server with its stdio on the MCP channel, reports its
-// exit and ends the VM. Not responsible for policy: the host decides everything.
+// the image), starts the server with pipes for its stdio and relays them to the
+// MCP channel, reports its exit and ends the VM. Not responsible for policy: the
+// host decides everything.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
+import type { Readable, Writable } from "node:stream";
 import { openChannels, type ControlTransport, type McpTransport } from "./channels.js";
 import { encodeFrame, FrameDecoder, FrameType } from "./frame.js";
 import {
@@ -26,6 +28,8 @@ const say = (msg: string) => process.stderr.write(`nucleus-agent: ${msg}\n`);
 async function main(): Promise<void> {
   loadModules();
   const { control, mcp } = await openChannels();
+  mcp.stdin.on("error", (err) => say(`the MCP channel failed for writing: ${err.message}`));
+  mcp.stdout.on("error", (err) => say(`the MCP channel failed for reading: ${err.message}`));
   const send = (msg: GuestMessage) => control.write(encodeFrame(STREAM_CONTROL, FrameType.control, JSON.stringify(msg)));
   send({ t: "hello", version: AGENT_PROTOCOL_VERSION, kernel: kernelRelease() });
 
@@ -52,11 +56,8 @@ async function main(): Promise<void> {
           finish(127, null);
         });
         c.on("exit", (code, signal) => {
-          // Relay the rest of its stderr first (bounded: a grandchild may hold the pipe open).
-          const done = () => finish(code, signal);
-          if (c.stderr!.readableEnded) return done();
-          c.stderr!.once("end", done);
-          setTimeout(done, 300).unref();
+          // Relay the rest of its output first — bounded: a grandchild may hold the pipes open.
+          void drained(c, mcp.stdin, 300).then(() => finish(code, signal));
         });
         if (c.pid !== undefined) send({ t: "started", pid: c.pid });
       } catch (err) {
@@ -64,7 +65,7 @@ async function main(): Promise<void> {
         finish(null, null);
       }
     } else if (msg.t === "shutdown") {
-      if (!child || child.exitCode !== null) return finish(null, null);
+      if (!child || child.exitCode !== null || child.signalCode !== null) return finish(child?.exitCode ?? null, child?.signalCode ?? null);
       child.kill("SIGTERM");
       setTimeout(() => child?.kill("SIGKILL"), Math.max(0, msg.graceMs)).unref();
     }
@@ -101,17 +102,11 @@ function start(msg: StartRequest, mcp: McpTransport, control: ControlTransport):
   mkdirSync(cwd, { recursive: true });
   const [file, ...args] = msg.argv;
   if (!file) throw new Error("the start request has an empty argv");
-  let child: ChildProcess;
-  if (mcp.kind === "device") {
-    const fd = openSync(mcp.path, "r+");
-    child = spawn(file, args, { env, cwd, stdio: [fd, fd, "pipe"] });
-    // The server holds the MCP port now; when it exits, the port closes with it.
-    closeSync(fd);
-  } else {
-    child = spawn(file, args, { env, cwd, stdio: ["pipe", "pipe", "pipe"] });
-    mcp.stdout.pipe(child.stdin!);
-    child.stdout!.pipe(mcp.stdin);
-  }
+  const child = spawn(file, args, { env, cwd, stdio: ["pipe", "pipe", "pipe"] });
+  // The agent relays the MCP channel; the server gets pipes, never the port (see channels.ts).
+  child.stdin!.on("error", () => {}); // EPIPE once the server is gone
+  mcp.stdout.pipe(child.stdin!);
+  child.stdout!.pipe(mcp.stdin, { end: false });
   child.stderr!.on("data", (chunk: Buffer) => {
     for (let off = 0; off < chunk.length; off += 60_000) {
       control.write(encodeFrame(STREAM_STDERR, FrameType.data, chunk.subarray(off, off + 60_000)));
@@ -119,6 +114,20 @@ function start(msg: StartRequest, mcp: McpTransport, control: ControlTransport):
   });
   return child;
 }
+
+/** Resolves when the server's stdout and stderr have ended and its output reached the port, or after `maxMs`. */
+function drained(c: ChildProcess, out: Writable, maxMs: number): Promise<void> {
+  const ended = (r: Readable) => (r.readableEnded || r.destroyed ? Promise.resolve() : new Promise<void>((ok) => r.once("close", ok).once("end", ok)));
+  const flushed = () => (out.writableLength === 0 ? Promise.resolve() : new Promise<void>((ok) => out.once("drain", ok)));
+  const all = Promise.all([ended(c.stdout!), ended(c.stderr!)]).then(flushed);
+  return Promise.race([all, new Promise<void>((ok) => setTimeout(ok, maxMs))]);
+}
+
+// PID 1 must never just die: Node would hang in exit joining the threads blocked on the ports.
+process.on("uncaughtException", (err) => {
+  say(`fatal: ${err.message}`);
+  powerOff();
+});
 
 main().catch((err: unknown) => {
   say(`fatal: ${(err as Error).message}`);

@@ -68,8 +68,10 @@ export async function findPorts(names: readonly string[], timeoutMs: number): Pr
 export function powerOff(): never {
   spawnSync(BUSYBOX, ["sync"]);
   spawnSync(BUSYBOX, ["reboot", "-f"]);
-  // reboot(2) does not return; if it did, dying as PID 1 panics the kernel, which also ends the VM.
-  process.exit(1);
+  // reboot(2) does not return. If it did: process.exit() could hang joining threads blocked on the
+  // ports, so abort — PID 1 dying panics the kernel, and panic=-1 ends the VM.
+  spawnSync(BUSYBOX, ["poweroff", "-f"]);
+  process.abort();
 }
 
 export function kernelRelease(): string {

@@ -8,6 +8,9 @@ import type { BackendName } from "../../config/spec.js";
 import type { ExitCause, Sandbox, SandboxExit } from "../backend.js";
 import type { ControlChannel } from "./channel.js";
 
+/** How long a guest may take from reporting the server's exit to ending itself. */
+export const EXIT_TO_RESET_MS = 3000;
+
 export interface VmSandboxOptions {
   readonly backend: BackendName;
   readonly serverName: string;
@@ -30,7 +33,18 @@ export function vmSandbox(o: VmSandboxOptions): Sandbox {
   o.channel.stderr.pipe(stderr, { end: false });
   o.vmm.stderr.pipe(stderr, { end: false });
 
+  // The agent resets the guest right after reporting the server's exit; should the VM linger
+  // anyway (a wedged guest), the host ends it so the exit still arrives within seconds.
+  let watchdog: NodeJS.Timeout | null = null;
+  const onMessage = (m: { t: string }) => {
+    if (m.t === "exit" && !watchdog) watchdog = setTimeout(() => void o.vmm.stop(0), EXIT_TO_RESET_MS);
+  };
+  o.channel.on("message", onMessage);
+  if (o.channel.reportedExit) onMessage(o.channel.reportedExit);
+
   const exited: Promise<SandboxExit> = o.vmm.exited.then((vmmExit) => {
+    if (watchdog) clearTimeout(watchdog);
+    o.channel.off("message", onMessage);
     o.channel.close();
     stderr.end();
     const report = o.channel.reportedExit;
