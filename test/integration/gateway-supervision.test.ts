@@ -4,7 +4,6 @@ import { describe, expect, it } from "vitest";
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { makeSpec } from "../helpers/spec.js";
 import { NucleusError } from "../../src/errors.js";
-import type { Backend } from "../../src/sandbox/backend.js";
 import { alive } from "../helpers/process.js";
 import { TINY, startTestGateway, useGateways, type TestGateway } from "../helpers/gateway.js";
 import type { Backend } from "../../src/sandbox/backend.js";
