@@ -13,7 +13,8 @@ export type AuditEventType =
   | "tool.call"
   | "policy.refused"
   | "egress"
-  | "config.reload";
+  | "config.reload"
+  | "audit.dropped";
 
 export interface AuditEvent {
   readonly type: AuditEventType;
@@ -95,6 +96,11 @@ export function egress(e: { server: string; decision: "allow" | "deny" } & Recor
 
 export function configReload(e: { source: string; changed: readonly string[] }): AuditEvent {
   return { type: "config.reload", fields: { source: e.source, changed: [...e.changed] } };
+}
+
+/** Records that were not written because too many were waiting (a flood, e.g. refused connections). */
+export function auditDropped(e: { count: number }): AuditEvent {
+  return { type: "audit.dropped", fields: { count: e.count } };
 }
 
 /** Whether a record is a refusal (for `nucleus audit tail --refused`). */

@@ -175,7 +175,13 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
   });
   // SECURITY: owner only. The sandbox runs as the same uid (or root); the directory
   // holding the socket should itself be 0700 so nothing connects before this chmod.
-  await chmod(opts.socketPath, 0o600);
+  try {
+    await chmod(opts.socketPath, 0o600);
+  } catch (err) {
+    // Never leave a listener that could not be made private.
+    await new Promise<void>((r) => server.close(() => r()));
+    throw err;
+  }
   server.on("error", (err) => log.error("egress listener error", { error: String(err) }));
 
   let closing: Promise<void> | null = null;

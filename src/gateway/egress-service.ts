@@ -71,6 +71,11 @@ export function createEgressService(opts: { log: Logger; audit: ((event: AuditEv
         ...(opts.insecureTestPrivateRanges ? { insecureTestPrivateRanges: opts.insecureTestPrivateRanges } : {}),
       });
       if (!proxy) throw new Error(`server "${spec.name}" got no egress proxy`);
+      if (closed) {
+        // close() ran while this proxy was starting: it must not outlive the session.
+        await proxy.close().catch(() => undefined);
+        throw new Error(`the gateway is shutting down; server "${spec.name}" gets no egress proxy`);
+      }
       open.add(proxy);
       opts.log.debug("egress proxy listening", { server: spec.name, socket: proxy.socketPath });
       return {

@@ -3,7 +3,7 @@
 // package resolution, and the egress proxies (egress-service.ts). Not responsible for MCP traffic.
 
 import { AuditLog } from "../audit/audit-log.js";
-import type { AuditEvent } from "../audit/events.js";
+import { auditDropped, type AuditEvent } from "../audit/events.js";
 import type { NucleusConfig, ServerSpec } from "../config/spec.js";
 import type { Logger } from "../log.js";
 import { resolvePackageSpec } from "../packages/npm.js";
@@ -28,6 +28,38 @@ export interface Services {
   close(): Promise<void>;
 }
 
+/** Most audit records waiting to be written; past it they are counted, not queued. */
+export const MAX_PENDING_AUDIT = 10_000;
+
+/**
+ * The audit sink: appends in order, but never queues without bound. A server
+ * that floods events (thousands of refused connections a second) gets them
+ * counted and written as one `audit.dropped` record once the queue drains,
+ * so the gateway's memory stays bounded and the gap is on the record.
+ */
+export function boundedAudit(auditLog: Pick<AuditLog, "append">, log: Logger, maxPending = MAX_PENDING_AUDIT): (event: AuditEvent) => void {
+  let pending = 0;
+  let dropped = 0;
+  const write = (event: AuditEvent) => {
+    pending++;
+    auditLog
+      .append(event)
+      .catch((err: Error) => log.error(`could not write the audit log: ${err.message}`))
+      .finally(() => pending--);
+  };
+  return (event) => {
+    if (pending >= maxPending) {
+      if (dropped++ === 0) log.warn(`the audit log is ${maxPending} records behind; further records are counted, not written, until it catches up`);
+      return;
+    }
+    if (dropped > 0) {
+      write(auditDropped({ count: dropped }));
+      dropped = 0;
+    }
+    write(event);
+  };
+}
+
 /** Every backend built into this gateway; selection picks among them per server. */
 export function defaultBackends(): Backend[] {
   return [new FirecrackerBackend(), new QemuBackend(), new BubblewrapBackend(), new UnsandboxedBackend()];
@@ -45,11 +77,7 @@ export async function createServices(
   const auditLog = config.gateway.auditLog
     ? new AuditLog(config.gateway.auditLog, { maxBytes: config.gateway.auditMaxBytes, redact: (f) => redactor.redactJson(f) })
     : null;
-  const audit = auditLog
-    ? (event: AuditEvent) => {
-        auditLog.append(event).catch((err: Error) => log.error(`could not write the audit log: ${err.message}`));
-      }
-    : undefined;
+  const audit = auditLog ? boundedAudit(auditLog, log) : undefined;
   // Replaced on config reload (update()).
   let secretSpecs = config.secrets;
   let byName = new Map(servers.map((s) => [s.name, s]));

@@ -13,10 +13,19 @@ export class ControlChannel extends EventEmitter<{ message: [GuestMessage]; erro
   /** The server's stderr as relayed by the agent. */
   readonly stderr = new PassThrough();
   private readonly decoder = new FrameDecoder();
-  private readonly seen: GuestMessage[] = [];
+  /** The first message of each type (hello, started, exit, ...): bounded, whatever the guest sends. */
+  private readonly seen = new Map<string, GuestMessage>();
+  /** Why the channel was cut, when the guest broke the protocol. */
+  protocolError: Error | null = null;
 
   constructor(private readonly socket: Duplex) {
     super();
+    // SECURITY: the guest is untrusted. A protocol error must never become an
+    // unhandled 'error' event (which would crash the gateway): it is recorded,
+    // logged by listeners if any, and the channel is cut.
+    this.on("error", (err) => {
+      this.protocolError ??= err;
+    });
     socket.on("data", (chunk: Buffer) => {
       let frames;
       try {
@@ -35,9 +44,15 @@ export class ControlChannel extends EventEmitter<{ message: [GuestMessage]; erro
             msg = JSON.parse(f.payload.toString("utf8")) as GuestMessage;
           } catch {
             this.emit("error", new Error("the guest agent sent a control message that is not JSON"));
-            continue;
+            socket.destroy();
+            return;
           }
-          this.seen.push(msg);
+          if (typeof msg !== "object" || msg === null || typeof (msg as { t?: unknown }).t !== "string") {
+            this.emit("error", new Error("the guest agent sent a control message without a type"));
+            socket.destroy();
+            return;
+          }
+          if (!this.seen.has(msg.t)) this.seen.set(msg.t, msg);
           this.emit("message", msg);
         }
         // Egress streams (>= FIRST_EGRESS_STREAM) are not served yet: such frames are dropped.
@@ -56,7 +71,7 @@ export class ControlChannel extends EventEmitter<{ message: [GuestMessage]; erro
 
   /** The first message of type `t` (already received or still to come); rejects when the channel closes first. */
   waitFor<T extends GuestMessage["t"]>(t: T, timeoutMs: number): Promise<Extract<GuestMessage, { t: T }>> {
-    const early = this.seen.find((m) => m.t === t);
+    const early = this.seen.get(t);
     if (early) return Promise.resolve(early as Extract<GuestMessage, { t: T }>);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => done(new Error(`the guest agent sent no "${t}" within ${timeoutMs} ms`)), timeoutMs);
@@ -79,7 +94,7 @@ export class ControlChannel extends EventEmitter<{ message: [GuestMessage]; erro
 
   /** The server's exit as reported by the agent, if it was. */
   get reportedExit(): Extract<GuestMessage, { t: "exit" }> | null {
-    return (this.seen.find((m) => m.t === "exit") as Extract<GuestMessage, { t: "exit" }> | undefined) ?? null;
+    return (this.seen.get("exit") as Extract<GuestMessage, { t: "exit" }> | undefined) ?? null;
   }
 
   close(): void {

@@ -48,6 +48,25 @@ describe("host control channel", () => {
     expect(duplex.destroyed).toBe(true);
   });
 
+  it("never crashes on a hostile guest with no listener attached: it records the error and cuts the channel", async () => {
+    for (const bad of [encodeFrame(0, 9 as FrameType, "x"), encodeFrame(0, FrameType.control, "{not json"), encodeFrame(0, FrameType.control, "42")]) {
+      const { fromGuest, duplex } = pair();
+      const ch = new ControlChannel(duplex); // no 'error' listener, as in the backends
+      fromGuest.write(bad);
+      await new Promise((r) => setImmediate(r));
+      expect(ch.protocolError?.message).toMatch(/the guest agent (broke the control protocol|sent a control message)/);
+      expect(duplex.destroyed).toBe(true);
+    }
+  });
+
+  it("keeps one message of each type however many the guest sends", async () => {
+    const { fromGuest, duplex } = pair();
+    const ch = new ControlChannel(duplex);
+    for (let i = 0; i < 1000; i++) fromGuest.write(encodeFrame(0, FrameType.control, JSON.stringify({ t: "hello", version: 1, kernel: `k${i}` })));
+    expect((await ch.waitFor("hello", 1000)).kernel).toBe("k0");
+    expect((ch as unknown as { seen: Map<string, unknown> }).seen.size).toBe(1);
+  });
+
   it("sends the start request as a framed JSON control message", async () => {
     const { toGuest, duplex } = pair();
     const ch = new ControlChannel(duplex);
