@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findBwrap } from "../../src/sandbox/bubblewrap/host.js";
-import { launchHostile, makeBackend, type Hostile } from "./harness.js";
+import { launchHostile, makeBackend, makeEscapeTargets, type Hostile } from "./harness.js";
 
 const noBwrap = findBwrap() === null;
 const root = process.getuid?.() === 0;
@@ -41,16 +41,7 @@ function listen(server: net.Server, opts: net.ListenOptions): Promise<number> {
 beforeAll(async () => {
   if (noBwrap) return;
   process.env.NUCLEUS_GATEWAY_CANARY = GATEWAY_CANARY;
-  base = realpathSync(mkdtempSync(join(tmpdir(), "nucleus-escape-")));
-  home = join(base, "home");
-  mkdirSync(join(home, ".ssh"), { recursive: true });
-  writeFileSync(join(home, ".ssh", "id_ed25519"), CANARY);
-  ro = join(base, "ro");
-  rw = join(base, "rw");
-  other = join(base, "other");
-  for (const d of [ro, rw, other]) mkdirSync(d);
-  writeFileSync(join(ro, "ro.txt"), "original");
-  writeFileSync(join(other, "secret.txt"), CANARY);
+  ({ base, home, ro, rw, other } = makeEscapeTargets("nucleus-escape-", CANARY));
   if (root) {
     copyFileSync("/usr/bin/id", join(ro, "suid-id"));
     chmodSync(join(ro, "suid-id"), 0o4755);

@@ -1,6 +1,7 @@
 // Escape-suite harness: launches the hostile fixture under the bubblewrap
 // backend and calls its attack tools through the official SDK client.
-import { realpathSync } from "node:fs";
+import { mkdirSync, mkdtempSync, realpathSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -57,4 +58,25 @@ export async function launchHostile(
       return JSON.parse(text);
     },
   };
+}
+
+/** The private targets every escape test attacks: a fake home with a canary key, ro/rw grants, another server's dir. */
+export interface EscapeTargets {
+  readonly base: string;
+  readonly home: string;
+  readonly ro: string;
+  readonly rw: string;
+  readonly other: string;
+}
+
+export function makeEscapeTargets(prefix: string, canary: string): EscapeTargets {
+  const base = realpathSync(mkdtempSync(join(tmpdir(), prefix)));
+  const home = join(base, "home");
+  mkdirSync(join(home, ".ssh"), { recursive: true });
+  writeFileSync(join(home, ".ssh", "id_ed25519"), canary);
+  const [ro, rw, other] = ["ro", "rw", "other"].map((d) => join(base, d)) as [string, string, string];
+  for (const d of [ro, rw, other]) mkdirSync(d);
+  writeFileSync(join(ro, "ro.txt"), "original");
+  writeFileSync(join(other, "secret.txt"), canary);
+  return { base, home, ro, rw, other };
 }

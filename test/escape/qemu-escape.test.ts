@@ -13,7 +13,7 @@ import { buildImage } from "../../src/sandbox/microvm/image/build.js";
 import type { GuestImage } from "../../src/sandbox/microvm/image/store.js";
 import { QemuBackend } from "../../src/sandbox/microvm/qemu/backend.js";
 import { whichSync } from "../../src/sandbox/which.js";
-import { launchHostile, type Hostile } from "./harness.js";
+import { launchHostile, makeEscapeTargets, type Hostile } from "./harness.js";
 
 const noQemu = !whichSync("qemu-system-x86_64") || !whichSync("bwrap") || !whichSync("apt-get");
 const CANARY = `canary-${randomBytes(8).toString("hex")}`;
@@ -43,16 +43,7 @@ describe.skipIf(noQemu)("escape suite against the QEMU microVM backend (needs qe
   beforeAll(async () => {
     image = (await buildImage()).image;
     process.env.NUCLEUS_GATEWAY_CANARY = GATEWAY_CANARY;
-    base = realpathSync(mkdtempSync(join(tmpdir(), "nucleus-qemu-escape-")));
-    home = join(base, "home");
-    mkdirSync(join(home, ".ssh"), { recursive: true });
-    writeFileSync(join(home, ".ssh", "id_ed25519"), CANARY);
-    ro = join(base, "ro");
-    rw = join(base, "rw");
-    other = join(base, "other");
-    for (const d of [ro, rw, other]) mkdirSync(d);
-    writeFileSync(join(ro, "ro.txt"), "original");
-    writeFileSync(join(other, "secret.txt"), CANARY);
+    ({ base, home, ro, rw, other } = makeEscapeTargets("nucleus-qemu-escape-", CANARY));
     const t4 = net.createServer((s) => (received.push("tcp"), s.destroy()));
     await new Promise<void>((r) => t4.listen(0, "127.0.0.1", () => r()));
     tcpPort = (t4.address() as net.AddressInfo).port;

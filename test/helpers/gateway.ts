@@ -28,6 +28,20 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
+/** A Gateway as the tests use it: servers launched by `backend` without secrets, audit records collected. */
+export function newTestGateway(servers: ServerSpec[], backend: Backend, log: Logger, audit: AuditEvent[], prefix = true): Gateway {
+  return new Gateway({
+    servers,
+    prefix,
+    log,
+    maxMessageBytes: 4 * 1024 * 1024,
+    version: "test",
+    audit: (r) => void audit.push(r),
+    backoff: { initialMs: 100, maxMs: 1000, resetAfterMs: 60_000 },
+    launch: (spec) => backend.launch(spec, { secrets: new Map(), log, egressSocket: null }),
+  });
+}
+
 export async function startTestGateway(
   servers: ServerSpec[],
   opts: { prefix?: boolean; capabilities?: ClientCapabilities; backend?: Backend; setup?: (client: Client) => void } = {},
@@ -36,16 +50,7 @@ export async function startTestGateway(
   const logs: string[] = [];
   const audit: AuditEvent[] = [];
   const log = new Logger({ level: "debug", sink: { write: (l) => void logs.push(l) } });
-  const gateway = new Gateway({
-    servers,
-    prefix: opts.prefix ?? true,
-    log,
-    maxMessageBytes: 4 * 1024 * 1024,
-    version: "test",
-    audit: (r) => void audit.push(r),
-    backoff: { initialMs: 100, maxMs: 1000, resetAfterMs: 60_000 },
-    launch: (spec) => backend.launch(spec, { secrets: new Map(), log, egressSocket: null }),
-  });
+  const gateway = newTestGateway(servers, backend, log, audit, opts.prefix ?? true);
   const [a, b] = InMemoryTransport.createLinkedPair();
   await gateway.connect(a);
   const client = new Client({ name: "test-client", version: "1.0.0" }, { capabilities: opts.capabilities ?? {} });

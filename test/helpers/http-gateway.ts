@@ -7,7 +7,8 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import type { ClientCapabilities } from "@modelcontextprotocol/sdk/types.js";
 import type { ServerSpec } from "../../src/config/spec.js";
-import { Gateway } from "../../src/gateway/gateway.js";
+import type { Gateway } from "../../src/gateway/gateway.js";
+import { newTestGateway } from "./gateway.js";
 import type { AuditEvent as AuditRecord } from "../../src/audit/events.js";
 import type { HttpGatewayOptions } from "../../src/gateway/http/options.js";
 import { startHttpGateway, type HttpGateway } from "../../src/gateway/http/server.js";
@@ -46,16 +47,7 @@ export async function startTestHttpGateway(servers: () => ServerSpec[], override
     idleTimeoutMs: 60_000,
     createSession: ({ session }) => {
       const audit: AuditRecord[] = [];
-      const gateway = new Gateway({
-        servers: servers(),
-        prefix: true,
-        log,
-        maxMessageBytes: 4 * 1024 * 1024,
-        version: "test",
-        audit: (r) => void audit.push(r),
-        backoff: { initialMs: 100, maxMs: 1000, resetAfterMs: 60_000 },
-        launch: (spec) => backend.launch(spec, { secrets: new Map(), log, egressSocket: null }),
-      });
+      const gateway = newTestGateway(servers(), backend, log, audit);
       sessions.push({ tag: session, gateway, audit });
       return gateway;
     },
