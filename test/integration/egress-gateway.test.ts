@@ -216,7 +216,12 @@ describe.skipIf(skip)(`allowed_hosts through the gateway's services, in-process 
 
   it("audits every decision of the hostile server (allowed with bytes, refused with the reason)", async () => {
     const path = join(tmp, "audit.jsonl");
-    const recs = egressRecords(await auditRecords(path, (r) => egressRecords(r).filter((e) => e.decision === "allow").length >= 2));
+    // (Records are written asynchronously: wait until all the decisions are there.)
+    const ready = (r: Parameters<typeof egressRecords>[0]) => {
+      const e = egressRecords(r);
+      return e.filter((x) => x.decision === "allow").length >= 2 && e.filter((x) => x.decision === "deny" && x.host === "forbidden.test").length >= 2;
+    };
+    const recs = egressRecords(await auditRecords(path, ready));
     const allowed = recs.filter((e) => e.decision === "allow");
     expect(allowed.find((e) => e.host === "web.test")).toMatchObject({ server: "hostile", protocol: "http", port: ports.web, address: "127.0.0.17", rule: `web.test:${ports.web}` });
     expect(allowed.find((e) => e.host === "db.test")).toMatchObject({ protocol: "pin", address: "127.0.0.19", rule: `db.test:${ports.db}` });
@@ -280,7 +285,9 @@ describe.skipIf(skip)(`nucleus serve (the built CLI) with an allowlist server an
   });
 
   it("writes both decisions to the audit log", async () => {
-    const recs = egressRecords(await auditRecords(join(tmp, "audit.jsonl"), (r) => egressRecords(r).some((e) => e.decision === "allow")));
+    // (Records are written asynchronously: wait until both decisions are there.)
+    const both = (r: Parameters<typeof egressRecords>[0]) => ["allow", "deny"].every((d) => egressRecords(r).some((e) => e.decision === d));
+    const recs = egressRecords(await auditRecords(join(tmp, "audit.jsonl"), both));
     expect(recs.find((e) => e.decision === "allow")).toMatchObject({ server: "hostile", host: "127.0.0.17", port: ports.web, address: "127.0.0.17", rule: `127.0.0.17:${ports.web}` });
     expect(recs.find((e) => e.decision === "deny")).toMatchObject({ server: "hostile", host: "127.0.0.20", port: ports.web, address: null });
     const verify = await runCli(["audit", "verify", join(tmp, "audit.jsonl")]);
