@@ -103,6 +103,7 @@ export const gatewaySchema = z.strictObject({
   audit_arguments: z.boolean().optional(),
   audit_max_bytes: int(4096, 1024 * 1024 * MiB).optional(),
   max_message_bytes: int(1024, 1024 * MiB).optional(),
+  run_as: nonEmpty.optional(),
   http: z
     .strictObject({
       listen: nonEmpty.optional(),

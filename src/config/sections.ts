@@ -1,6 +1,7 @@
 // The [gateway] and [secrets.NAME] sections → GatewaySpec and SecretSpec.
 // Describes where a secret comes from; never reads it (src/secrets/ does).
 
+import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import type { PathSegment, Problems } from "./config-error.js";
 import { expandPath, RELATIVE_HINT } from "./paths.js";
@@ -53,14 +54,37 @@ export function resolveGateway(raw: Partial<GatewayRaw>, configDir: string, prob
       insecureListenAny,
     };
   }
+  let runAs: GatewaySpec["runAs"] = null;
+  if (raw.run_as !== undefined) {
+    const user = lookupUser(raw.run_as);
+    if (!user) problems.add(["gateway", "run_as"], `no user "${raw.run_as}" on this host; create one for the sandboxes (e.g. useradd --system --no-create-home ${raw.run_as})`);
+    else if (user.uid === 0) problems.add(["gateway", "run_as"], `"${raw.run_as}" is root (uid 0): name an unprivileged user`);
+    else runAs = { user: raw.run_as, uid: user.uid, gid: user.gid };
+  }
   return {
     backend: raw.backend ?? "auto",
+    runAs,
     auditLog,
     auditArguments: raw.audit_arguments ?? false,
     auditMaxBytes: raw.audit_max_bytes ?? GATEWAY_DEFAULTS.auditMaxBytes,
     maxMessageBytes: raw.max_message_bytes ?? GATEWAY_DEFAULTS.maxMessageBytes,
     http,
   };
+}
+
+/** uid and gid of a local user, from /etc/passwd (no NSS: a user the sandbox setup can rely on). */
+export function lookupUser(name: string, passwd = "/etc/passwd"): { uid: number; gid: number } | null {
+  let text: string;
+  try {
+    text = readFileSync(passwd, "utf8");
+  } catch {
+    return null;
+  }
+  for (const line of text.split("\n")) {
+    const f = line.split(":");
+    if (f[0] === name && f.length >= 4 && /^\d+$/.test(f[2]!) && /^\d+$/.test(f[3]!)) return { uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  return null;
 }
 
 function isLoopback(listen: string): boolean {

@@ -112,6 +112,11 @@ export interface GatewaySpec {
   readonly auditLog: string | null;
   readonly auditArguments: boolean;
   readonly auditMaxBytes: number;
+  /**
+   * A root gateway starts bubblewrap sandboxes as this unprivileged user
+   * (`[gateway] run_as`), so that a kernel bug inside one yields that user, not root.
+   */
+  readonly runAs: { readonly user: string; readonly uid: number; readonly gid: number } | null;
   /** Largest JSON-RPC message accepted from a server or a client. */
   readonly maxMessageBytes: number;
   /** Streamable HTTP endpoint (in addition to stdio with `serve --http`); null = none configured. */

@@ -5,6 +5,7 @@
 import { AuditLog } from "../audit/audit-log.js";
 import { auditDropped, type AuditEvent } from "../audit/events.js";
 import type { NucleusConfig, ServerSpec } from "../config/spec.js";
+import { refused } from "../errors.js";
 import type { Logger } from "../log.js";
 import { resolvePackageSpec } from "../packages/npm.js";
 import type { Backend } from "../sandbox/backend.js";
@@ -61,8 +62,8 @@ export function boundedAudit(auditLog: Pick<AuditLog, "append">, log: Logger, ma
 }
 
 /** Every backend built into this gateway; selection picks among them per server. */
-export function defaultBackends(): Backend[] {
-  return [new FirecrackerBackend(), new QemuBackend(), new BubblewrapBackend(), new UnsandboxedBackend()];
+export function defaultBackends(runAs: { uid: number; gid: number } | null = null): Backend[] {
+  return [new FirecrackerBackend(), new QemuBackend(), new BubblewrapBackend(runAs ? { runAs } : {}), new UnsandboxedBackend()];
 }
 
 export async function createServices(
@@ -81,7 +82,13 @@ export async function createServices(
   // Replaced on config reload (update()).
   let secretSpecs = config.secrets;
   let byName = new Map(servers.map((s) => [s.name, s]));
-  const backends = defaultBackends();
+  if (config.gateway.runAs && process.getuid?.() !== 0) {
+    throw refused(
+      `[gateway] run_as = "${config.gateway.runAs.user}" needs a gateway started as root (to switch to that user)`,
+      "remove run_as: a gateway run by an ordinary user already runs its sandboxes as that user",
+    );
+  }
+  const backends = defaultBackends(config.gateway.runAs);
   // Egress decisions go to the same audit log; refusals are also logged once per destination at warn.
   const egress = createEgressService({ log, audit, ...opts.egress });
   const deps: RuntimeDeps = {

@@ -78,7 +78,7 @@ export async function hostChecks(): Promise<HostCheck[]> {
     name: "gateway user",
     status: asRoot ? "warn" : "ok",
     detail: asRoot ? "root: bubblewrap sandboxes map to host uid 0 (without capabilities)" : `uid ${process.getuid?.()}: sandboxes map to this unprivileged user`,
-    fix: asRoot ? "run nucleus as a normal user, or give the bubblewrap backend runAs (a dedicated system user); a kernel bug inside a sandbox then yields that user, not root" : "",
+    fix: asRoot ? 'run nucleus as a normal user, or set [gateway] run_as = "<a dedicated system user>"; a kernel bug inside a sandbox then yields that user, not root' : "",
   });
   const ctl = bw.controllers();
   for (const c of ["memory", "pids", "cpu"] as Controller[]) {

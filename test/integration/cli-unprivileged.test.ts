@@ -3,7 +3,7 @@
 // missing and runs the built CLI as that user through runuser; as an ordinary
 // user, the other CLI tests already run unprivileged and this one is skipped.
 import { spawnSync } from "node:child_process";
-import { accessSync, chmodSync, constants, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, chmodSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -62,6 +62,29 @@ describe("nucleus serve as an ordinary user", () => {
       expect(stderr).toMatch(/server "everything": backend bubblewrap/);
       // Not root: no "maps to host uid 0" situation, and the gateway says which limits it could not enforce, if any.
       expect(stderr).not.toMatch(/uid 0/);
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
+
+  it.skipIf(!canRun)(`a root gateway with [gateway] run_as starts its sandboxes as that user${canRun ? "" : ` (skipped: ${why})`}`, async () => {
+    const { uid } = ensureTestUser();
+    if (!readableBy(TEST_USER, EVERYTHING)) throw new Error(`${REPO} is not readable by ${TEST_USER}: clone it somewhere world-readable to run this test`);
+    dir ||= mkdtempSync(join(tmpdir(), "nucleus-unpriv-cli-"));
+    const cfg = join(dir, "run-as.toml");
+    writeFileSync(cfg, `[gateway]\nrun_as = "${TEST_USER}"\n\n[servers.everything]\ncommand = [${JSON.stringify(process.execPath)}, ${JSON.stringify(EVERYTHING)}]\nvm_profile = "locked"\n`);
+    let stderr = "";
+    const transport = new StdioClientTransport({ command: process.execPath, args: [NUCLEUS, "--log-level", "debug", "-c", cfg, "serve"], stderr: "pipe", env: process.env as Record<string, string> });
+    transport.stderr?.on("data", (d) => (stderr += d));
+    const client = new Client({ name: "run-as", version: "1" });
+    try {
+      await client.connect(transport);
+      const r = await client.callTool({ name: "everything__echo", arguments: { message: "as run_as" } });
+      expect(JSON.stringify(r.content)).toContain("as run_as");
+      const pid = Number(/server "everything" ready \(server=everything backend=bubblewrap pid=(\d+)/.exec(stderr)?.[1]);
+      // The sandbox (bwrap, and so everything in it) runs as that user on the host, not as root.
+      const uids = readFileSync(`/proc/${pid}/status`, "utf8").match(/^Uid:\s+(\d+)\s+(\d+)/m);
+      expect([Number(uids?.[1]), Number(uids?.[2])]).toEqual([uid, uid]);
     } finally {
       await client.close();
     }

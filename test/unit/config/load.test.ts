@@ -51,6 +51,7 @@ path = "~/key.pem"
     expect(config.source).toBe(path);
     expect(config.gateway).toEqual({
       backend: "auto",
+      runAs: null,
       auditLog: join(homedir(), "audit.jsonl"),
       auditArguments: false,
       auditMaxBytes: 10485760,
@@ -373,6 +374,16 @@ from = "env"
     const res = await t.check(`[servers.a]\n${node}\nbackend = "unsandboxed"\n[servers.b]\n${node}\nbackend = "unsandboxed"\ninsecure_unsandboxed = true\n`);
     expect(problemLines(res)).toEqual([expect.stringMatching(/^servers\.a\.backend: backend "unsandboxed" runs the server with no isolation/)]);
     expect(res.warnings.map((w) => w.path)).toEqual(["servers.b.insecure_unsandboxed"]);
+  });
+
+  it("resolves [gateway] run_as to a local unprivileged user, and refuses unknown users and root", async () => {
+    const ok = await t.check(`[gateway]\nrun_as = "nobody"\n[servers.a]\n${node}\n`);
+    expect(ok.problems).toEqual([]);
+    expect(ok.config?.gateway.runAs).toEqual({ user: "nobody", uid: 65534, gid: 65534 });
+    const bad = await t.check(`[gateway]\nrun_as = "no-such-user-x"\n[servers.a]\n${node}\n`);
+    expect(problemLines(bad)).toEqual([expect.stringMatching(/^gateway\.run_as: no user "no-such-user-x" on this host; create one/)]);
+    const root = await t.check(`[gateway]\nrun_as = "root"\n[servers.a]\n${node}\n`);
+    expect(problemLines(root)).toEqual([expect.stringMatching(/^gateway\.run_as: "root" is root \(uid 0\)/)]);
   });
 
   it("validates the HTTP listen address and warns when it is not loopback", async () => {
