@@ -24,6 +24,8 @@ import { makeSpec } from "../helpers/spec.js";
 const FIXTURE = join(REPO, "test/fixtures/egress/server-that-tries-egress.mjs");
 const node = process.execPath;
 const noQemu = !whichSync("qemu-system-x86_64") || !whichSync("bwrap") || !whichSync("apt-get");
+/** Larger than the streams' flow-control window (256 KiB) several times over. */
+const BIG = "x".repeat(1536 * 1024);
 const NAMES: Record<string, string> = { "web.test": "127.0.0.17", "db.test": "127.0.0.19", "forbidden.test": "127.0.0.20" };
 
 type Json = Record<string, any>;
@@ -36,7 +38,7 @@ describe.skipIf(noQemu)("egress from a QEMU microVM (needs qemu-system-x86_64, b
   const listeners: (Server | HttpServer)[] = [];
   const canaryHits: string[] = [];
   const events: EgressEvent[] = [];
-  let ports: { web: number; db: number };
+  let ports: { web: number; db: number; sink: number };
   let tmp: string;
   let proxy: EgressProxy;
   let sandbox: Sandbox;
@@ -54,13 +56,22 @@ describe.skipIf(noQemu)("egress from a QEMU microVM (needs qemu-system-x86_64, b
   beforeAll(async () => {
     await buildImage();
     ports = {
-      web: await listen(createHttp((req, res) => res.end(`hello web ${req.url}`)), "127.0.0.17"),
+      web: await listen(createHttp((req, res) => res.end(req.url === "/big" ? BIG : `hello web ${req.url}`)), "127.0.0.17"),
       db: await listen(createServer((s) => s.once("data", (d) => s.end(`db:${d.toString().trim()}\n`))), "127.0.0.19"),
+      // Counts what a client sends until it half-closes, then answers with the count.
+      sink: await listen(
+        createServer({ allowHalfOpen: true }, (s) => {
+          let n = 0;
+          s.on("data", (d: Buffer) => (n += d.length));
+          s.on("end", () => s.end(`got:${n}\n`));
+        }),
+        "127.0.0.19",
+      ),
     };
     // A canary on a disallowed host: anything reaching it is a failure.
     await listen(createHttp((req, res) => (canaryHits.push(`127.0.0.20${req.url}`), res.end("canary"))), "127.0.0.20", ports.web);
     tmp = mkdtempSync(join(tmpdir(), "nucleus-qemu-egress-"));
-    const hosts = [`web.test:${ports.web}`, `db.test:${ports.db}`].map((h) => {
+    const hosts = [`web.test:${ports.web}`, `db.test:${ports.db}`, `db.test:${ports.sink}`].map((h) => {
       const r = parseHostRule(h);
       if (!r.ok) throw new Error(r.error);
       return r.rule;
@@ -114,6 +125,14 @@ describe.skipIf(noQemu)("egress from a QEMU microVM (needs qemu-system-x86_64, b
     expect(db).toEqual({ err: null, out: "db:ping\n" });
     await waitFor(() => events.some((e) => e.allowed && e.protocol === "pin" && e.host === "db.test"));
     expect(events.some((e) => e.allowed && e.protocol === "http" && e.host === "web.test")).toBe(true);
+  });
+
+  it("carries more than the flow-control window each way (1.5 MiB down via the proxy, 1.5 MiB up via a pin)", async () => {
+    const down = await call(client, "http_get", { url: `http://web.test:${ports.web}/big` });
+    expect(down.err).toBeNull();
+    expect(down.out.endsWith(BIG)).toBe(true);
+    const up = await call(client, "tcp", { host: "db.test", port: ports.sink, send: BIG });
+    expect(up).toEqual({ err: null, out: `got:${BIG.length}\n` });
   });
 
   it("refuses a disallowed host with 403 and an audit record", async () => {

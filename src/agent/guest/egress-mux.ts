@@ -1,9 +1,9 @@
 // Egress connections multiplexed over the control channel, both ends (host and
 // guest): one stream id per TCP connection (>= FIRST_EGRESS_STREAM, opened by the
 // guest), `data` frames both ways with per-stream flow control, `close` frames
-// for end-of-stream. Not responsible for policy (the host's egress proxy) or for
-// which socket a stream is joined to (the caller's `accept`). No imports outside
-// src/agent/guest: it runs in the guest too.
+// (empty: half-close; "reset": the sender's socket is gone). Not responsible
+// for policy (the host's egress proxy) or for which socket a stream is joined
+// to (the caller's `accept`). No imports outside src/agent/guest: runs in the guest.
 //
 // Flow control: each side may have at most EGRESS_WINDOW bytes of a stream
 // unacknowledged; the receiver grants credit (a `control` frame on the stream, a
@@ -21,6 +21,8 @@ export const EGRESS_CHUNK = 64 * 1024;
 export const MAX_EGRESS_STREAMS = 64;
 /** An open frame's payload (the pin preamble) is short; more is a broken or hostile peer. */
 export const MAX_OPEN_PAYLOAD = 512;
+/** Payload of a `close` frame whose sender's socket is gone (both directions); empty means half-close. */
+export const RESET = "reset";
 
 export interface EgressMuxOptions {
   /** Writes one encoded frame to the channel; false when the channel is congested (call `drained()` later). */
@@ -43,6 +45,8 @@ interface Stream {
   /** Bytes written to our socket (flushed) since the last grant. */
   flushed: number;
   sentClose: boolean;
+  /** The peer sent `close`: it writes no more. */
+  peerEnded: boolean;
 }
 
 export class EgressMux {
@@ -106,8 +110,11 @@ export class EgressMux {
       st.credit = Math.min(EGRESS_WINDOW, st.credit + f.payload.readUInt32BE(0));
       this.resume(st);
     } else if (f.type === FrameType.close) {
-      // The peer will send no more: end our socket's writing side once the rest is flushed.
-      st.sock.end();
+      st.peerEnded = true;
+      // "reset": the peer's socket is gone altogether; else it only writes no more (half-close),
+      // and our socket's writing side ends once the rest is flushed.
+      if (f.payload.toString("latin1") === RESET) this.cut(f.stream, st, false);
+      else st.sock.end();
     }
   }
 
@@ -119,11 +126,9 @@ export class EgressMux {
 
   /** Destroys every stream (the channel is gone). */
   closeAll(): void {
-    for (const st of this.streams.values()) {
-      st.sentClose = true;
-      st.sock.destroy();
-    }
+    const all = [...this.streams.values()];
     this.streams.clear();
+    for (const st of all) st.sock.destroy();
   }
 
   private onOpen(f: Frame): void {
@@ -145,7 +150,7 @@ export class EgressMux {
   }
 
   private attach(id: number, sock: Duplex): void {
-    const st: Stream = { sock, credit: EGRESS_WINDOW, held: 0, flushed: 0, sentClose: false };
+    const st: Stream = { sock, credit: EGRESS_WINDOW, held: 0, flushed: 0, sentClose: false, peerEnded: false };
     this.streams.set(id, st);
     sock.on("data", (chunk: Buffer) => {
       for (let off = 0; off < chunk.length; off += EGRESS_CHUNK) {
@@ -163,8 +168,13 @@ export class EgressMux {
     sock.on("end", sendClose);
     sock.on("error", () => sock.destroy());
     sock.on("close", () => {
-      sendClose();
-      if (this.streams.get(id) === st) this.streams.delete(id);
+      if (this.streams.get(id) !== st) return;
+      this.streams.delete(id);
+      // Our socket is gone: if the peer still writes, its bytes have nowhere to go — reset.
+      if (!st.peerEnded) {
+        st.sentClose = true;
+        this.send(encodeFrame(id, FrameType.close, RESET));
+      } else sendClose();
     });
   }
 
@@ -172,10 +182,11 @@ export class EgressMux {
     if (st.credit > 0 && !this.congested && !st.sock.destroyed) st.sock.resume();
   }
 
-  private cut(id: number, st: Stream): void {
+  /** Drops a stream at once; tells the peer (reset) unless it asked for this itself. */
+  private cut(id: number, st: Stream, tell = true): void {
     this.streams.delete(id);
     st.sentClose = true;
-    this.send(encodeFrame(id, FrameType.close, ""));
+    if (tell) this.send(encodeFrame(id, FrameType.close, RESET));
     st.sock.destroy();
   }
 

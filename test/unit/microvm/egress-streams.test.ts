@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { EGRESS_CHUNK, EGRESS_WINDOW, EgressMux, MAX_EGRESS_STREAMS, MAX_OPEN_PAYLOAD } from "../../../src/agent/guest/egress-mux.js";
+import { EGRESS_CHUNK, EGRESS_WINDOW, EgressMux, MAX_EGRESS_STREAMS, MAX_OPEN_PAYLOAD, RESET } from "../../../src/agent/guest/egress-mux.js";
 import { encodeFrame, FrameDecoder, FrameType, type Frame } from "../../../src/agent/guest/frame.js";
 import { FIRST_EGRESS_STREAM } from "../../../src/agent/guest/protocol.js";
 import { ControlChannel } from "../../../src/sandbox/microvm/channel.js";
@@ -80,6 +80,26 @@ describe("host egress streams", () => {
     h.mux.handle(frame(S, FrameType.close));
     await until(() => h.closed(S), "the close frame");
     await until(() => h.mux.size === 0, "the stream to go");
+    expect(h.violations).toEqual([]);
+  });
+
+  it("half-closes when the proxy ends, drops the stream once both sides ended, and drops the connection on the guest's reset", async () => {
+    const h = host();
+    h.mux.handle(frame(S, FrameType.open));
+    await until(() => conns.length === 1, "the proxy connection");
+    conns[0]!.destroy();
+    await until(() => h.closed(S), "the half-close");
+    expect(h.out.find((f) => f.stream === S && f.type === FrameType.close)!.payload.toString()).toBe("");
+    expect(h.mux.size).toBe(1);
+    h.mux.handle(frame(S, FrameType.close));
+    await until(() => h.mux.size === 0, "the stream to go");
+    h.mux.handle(frame(S + 1, FrameType.open));
+    await until(() => conns.length === 2, "the second proxy connection");
+    let gone = false;
+    conns[1]!.on("close", () => (gone = true));
+    h.mux.handle(frame(S + 1, FrameType.close, RESET));
+    expect(h.mux.size).toBe(0);
+    await until(() => gone, "the proxy connection to close");
     expect(h.violations).toEqual([]);
   });
 
