@@ -11,7 +11,10 @@ import type { EgressMux } from "./egress-mux.js";
 import type { EgressPlan } from "./protocol.js";
 import { BUSYBOX } from "./system.js";
 
-/** Brings `lo` up (the kernel then routes all of 127.0.0.0/8 locally); throws when neither applet works. */
+/**
+ * Brings `lo` up (the kernel then routes all of 127.0.0.0/8 locally); throws when neither applet works.
+ * SECURITY: loopback only — the VM has no NIC, so this widens nothing beyond the guest itself.
+ */
 export function loopbackUp(): void {
   const ip = spawnSync(BUSYBOX, ["ip", "link", "set", "lo", "up"], { stdio: ["ignore", "ignore", "pipe"] });
   if (ip.status === 0) return;
