@@ -64,11 +64,14 @@ describe.skipIf(noQemu)("QEMU microVM backend (needs qemu-system-x86_64, bwrap a
     expect(p.reason).toMatch(/KVM|TCG/);
   });
 
-  it("refuses a network allowlist (fail closed until the egress proxy is wired)", async () => {
-    const spec = makeSpec({ name: "net", argv: [node, everything], network: { mode: "allowlist", hosts: [] } });
-    const gaps = await backend.gaps(spec);
-    expect(gaps.map((g) => g.rule)).toContain("servers.net.allowed_hosts");
-    await expect(backend.launch(spec, { secrets: new Map(), log, egressSocket: null })).rejects.toThrow(/egress proxy/);
+  it("keeps a network allowlist (egress streams to the proxy), and refuses it without a proxy socket (fail closed)", async () => {
+    const argv = [node, everything];
+    const spec = makeSpec({ name: "net", argv, launch: { argv, args: [], package: null, cwd: null, env: {}, codeDirs: [nodeModules] }, network: { mode: "allowlist", hosts: [] } });
+    expect(await backend.gaps(spec)).toEqual([]);
+    await expect(backend.launch(spec, { secrets: new Map(), log, egressSocket: null })).rejects.toMatchObject({
+      code: "POLICY_REFUSED",
+      message: expect.stringMatching(/no egress proxy socket/),
+    });
   });
 
   it("runs server-everything in a VM: tools, a call, a secret in its env; no QEMU left after stop()", async () => {

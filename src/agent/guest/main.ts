@@ -10,9 +10,12 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import { openChannels, type ControlTransport, type McpTransport } from "./channels.js";
+import { startEgress } from "./egress.js";
+import { EgressMux } from "./egress-mux.js";
 import { encodeFrame, FrameDecoder, FrameType } from "./frame.js";
 import {
   AGENT_PROTOCOL_VERSION,
+  FIRST_EGRESS_STREAM,
   GUEST_SECRETS_DIR,
   STREAM_CONTROL,
   STREAM_STDERR,
@@ -33,7 +36,14 @@ async function main(): Promise<void> {
   const send = (msg: GuestMessage) => control.write(encodeFrame(STREAM_CONTROL, FrameType.control, JSON.stringify(msg)));
   send({ t: "hello", version: AGENT_PROTOCOL_VERSION, kernel: kernelRelease() });
 
+  // The control transport writes synchronously: a congested channel blocks here, it never buffers.
+  const mux = new EgressMux({
+    write: (frame) => (control.write(frame), true),
+    onViolation: (message) => say(`egress: ${message}`),
+  });
+
   let child: ChildProcess | null = null;
+  let starting = false;
   let finished = false;
   const finish = (code: number | null, signal: string | null) => {
     if (finished) return;
@@ -47,23 +57,34 @@ async function main(): Promise<void> {
   };
 
   const onMessage = (msg: HostMessage) => {
-    if (msg.t === "start" && !child) {
-      try {
-        const c = start(msg, mcp, control);
-        child = c;
-        c.on("error", (err) => {
-          send({ t: "error", message: `could not start ${msg.argv[0]}: ${err.message}` });
-          finish(127, null);
-        });
-        c.on("exit", (code, signal) => {
-          // Relay the rest of its output first — bounded: a grandchild may hold the pipes open.
-          void drained(c, mcp.stdin, 300).then(() => finish(code, signal));
-        });
-        if (c.pid !== undefined) send({ t: "started", pid: c.pid });
-      } catch (err) {
-        send({ t: "error", message: (err as Error).message });
-        finish(null, null);
-      }
+    if (msg.t === "start" && !starting) {
+      starting = true;
+      // Egress listeners are bound before the server starts, so its first connection finds them.
+      const ready = msg.egress ? startEgress(msg.egress, mux) : Promise.resolve([]);
+      ready.then(
+        () => {
+          try {
+            const c = start(msg, mcp, control);
+            child = c;
+            c.on("error", (err) => {
+              send({ t: "error", message: `could not start ${msg.argv[0]}: ${err.message}` });
+              finish(127, null);
+            });
+            c.on("exit", (code, signal) => {
+              // Relay the rest of its output first — bounded: a grandchild may hold the pipes open.
+              void drained(c, mcp.stdin, 300).then(() => finish(code, signal));
+            });
+            if (c.pid !== undefined) send({ t: "started", pid: c.pid });
+          } catch (err) {
+            send({ t: "error", message: (err as Error).message });
+            finish(null, null);
+          }
+        },
+        (err: Error) => {
+          send({ t: "error", message: `could not set up egress in the guest: ${err.message}` });
+          finish(null, null);
+        },
+      );
     } else if (msg.t === "shutdown") {
       if (!child || child.exitCode !== null || child.signalCode !== null) return finish(child?.exitCode ?? null, child?.signalCode ?? null);
       child.kill("SIGTERM");
@@ -76,10 +97,12 @@ async function main(): Promise<void> {
     (chunk) => {
       for (const f of decoder.push(chunk)) {
         if (f.stream === STREAM_CONTROL && f.type === FrameType.control) onMessage(JSON.parse(f.payload.toString("utf8")) as HostMessage);
+        else if (f.stream >= FIRST_EGRESS_STREAM) mux.handle(f);
       }
     },
     () => {
       say("the host closed the control channel; powering off");
+      mux.closeAll();
       child?.kill("SIGKILL");
       powerOff();
     },

@@ -13,7 +13,7 @@ export const VSOCK_PORT_MCP = 1025;
 export const STREAM_CONTROL = 0;
 /** The server's stderr, guest → host, `data` frames. */
 export const STREAM_STDERR = 1;
-/** Streams from this id up are egress connections, opened by the guest (reserved). */
+/** Streams from this id up are egress connections, opened by the guest (see egress-mux.ts). */
 export const FIRST_EGRESS_STREAM = 16;
 
 export const AGENT_PROTOCOL_VERSION = 1;
@@ -35,6 +35,20 @@ export interface SecretDelivery {
   readonly value: string;
 }
 
+/**
+ * What the guest agent sets up for an allowlist server: listeners on loopback that
+ * relay to the host's egress proxy over egress streams. Computed by the host
+ * (src/agent/plan.ts); the proxy variables arrive in the start request's env.
+ */
+export interface EgressPlan {
+  /** 127.0.0.1:proxyPort takes HTTP CONNECT, absolute-URI and SOCKS5 clients. */
+  readonly proxyPort: number;
+  /** Exact allowed host:port pairs, each on its own loopback address; the preamble opens its stream. */
+  readonly pins: readonly { readonly address: string; readonly port: number; readonly preamble: string }[];
+  /** The guest's /etc/hosts: localhost, and each pinned name at its address. */
+  readonly hosts: string;
+}
+
 export type HostMessage =
   | {
       readonly t: "start";
@@ -44,6 +58,8 @@ export type HostMessage =
       readonly mounts: readonly MountRequest[];
       readonly secrets: readonly SecretDelivery[];
       readonly tmpMiB: number;
+      /** Absent or null: the server has network = "none" and the guest gets no listener. */
+      readonly egress?: EgressPlan | null;
     }
   | { readonly t: "shutdown"; readonly graceMs: number };
 

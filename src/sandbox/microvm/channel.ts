@@ -1,15 +1,18 @@
 // The host end of a guest agent's control channel: decodes frames from a byte
 // stream (a QEMU chardev socket, a Firecracker vsock connection), hands out the
-// guest's control messages and stderr, sends the start and shutdown requests.
+// guest's control messages and stderr, sends the start and shutdown requests,
+// and joins the guest's egress streams to the server's proxy (egress-streams.ts).
 // Not responsible for the transport or for the VM's lifetime.
 
 import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
 import { PassThrough } from "node:stream";
 import { encodeFrame, FrameDecoder, FrameType } from "../../agent/guest/frame.js";
-import { STREAM_CONTROL, STREAM_STDERR, type GuestMessage, type HostMessage } from "../../agent/guest/protocol.js";
+import type { EgressMux } from "../../agent/guest/egress-mux.js";
+import { FIRST_EGRESS_STREAM, STREAM_CONTROL, STREAM_STDERR, type GuestMessage, type HostMessage } from "../../agent/guest/protocol.js";
+import { hostEgressMux } from "./egress-streams.js";
 
-export class ControlChannel extends EventEmitter<{ message: [GuestMessage]; error: [Error]; close: [] }> {
+export class ControlChannel extends EventEmitter<{ message: [GuestMessage]; error: [Error]; warning: [Error]; close: [] }> {
   /** The server's stderr as relayed by the agent. */
   readonly stderr = new PassThrough();
   private readonly decoder = new FrameDecoder();
@@ -17,9 +20,27 @@ export class ControlChannel extends EventEmitter<{ message: [GuestMessage]; erro
   private readonly seen = new Map<string, GuestMessage>();
   /** Why the channel was cut, when the guest broke the protocol. */
   protocolError: Error | null = null;
+  /** Egress streams; without `egressSocket` every stream the guest opens is refused. */
+  private readonly egress: EgressMux;
 
-  constructor(private readonly socket: Duplex) {
+  /** `egressSocket`: this server's egress proxy socket (allowlist servers), or null. */
+  constructor(
+    private readonly socket: Duplex,
+    egressSocket: string | null = null,
+  ) {
     super();
+    this.egress = hostEgressMux({
+      write: (frame) => (socket.destroyed ? true : socket.write(frame)),
+      proxySocket: egressSocket,
+      onViolation: (message, fatal) => {
+        const err = new Error(`the guest agent broke the egress protocol: ${message}`);
+        if (fatal) {
+          this.emit("error", err);
+          socket.destroy();
+        } else this.emit("warning", err);
+      },
+    });
+    socket.on("drain", () => this.egress.drained());
     // SECURITY: the guest is untrusted. A protocol error must never become an
     // unhandled 'error' event (which would crash the gateway): it is recorded,
     // logged by listeners if any, and the channel is cut.
@@ -55,11 +76,15 @@ export class ControlChannel extends EventEmitter<{ message: [GuestMessage]; erro
           if (!this.seen.has(msg.t)) this.seen.set(msg.t, msg);
           this.emit("message", msg);
         }
-        // Egress streams (>= FIRST_EGRESS_STREAM) are not served yet: such frames are dropped.
+        else if (f.stream >= FIRST_EGRESS_STREAM) {
+          this.egress.handle(f);
+          if (socket.destroyed) return;
+        }
       }
     });
     socket.on("error", () => {});
     socket.on("close", () => {
+      this.egress.closeAll();
       this.stderr.end();
       this.emit("close");
     });

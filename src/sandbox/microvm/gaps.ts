@@ -13,16 +13,22 @@ export function minimumMemoryMiB(initramfsBytes: number): number {
   return Math.ceil(initramfsBytes / 1048576) + 160;
 }
 
-export function commonVmGaps(spec: ServerSpec, backend: string, image: { runtime: string; initramfsBytes: number } | null): Gap[] {
+/** `egress`: the backend relays the guest's egress streams to the server's proxy (QEMU does; Firecracker not yet). */
+export function commonVmGaps(
+  spec: ServerSpec,
+  backend: string,
+  image: { runtime: string; initramfsBytes: number } | null,
+  opts: { readonly egress: boolean } = { egress: false },
+): Gap[] {
   const imageRuntime = image?.runtime ?? null;
   const p = `servers.${spec.name}`;
   const gaps: Gap[] = [];
-  if (spec.network.mode !== "none") {
-    // SECURITY: fail closed until the host egress proxy is wired to the guest channel.
+  if (spec.network.mode !== "none" && !opts.egress) {
+    // SECURITY: fail closed where the backend does not carry egress streams to the host's proxy.
     gaps.push({
       rule: `${p}.allowed_hosts`,
       message: `server "${spec.name}" has a network allowlist, and egress for microVMs needs the egress proxy, which the ${backend} backend does not use yet`,
-      hint: `use backend = "bubblewrap" for this server, or set network = "none"`,
+      hint: `use backend = "qemu" or "bubblewrap" for this server, or set network = "none"`,
     });
   }
   const argv0 = spec.launch.argv[0];

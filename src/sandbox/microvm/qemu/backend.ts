@@ -21,6 +21,7 @@ import { buildQemuArgv, type QemuShare } from "./argv.js";
 import { buildQemuBwrapArgv } from "./bwrap.js";
 import { chooseAccel, hostTscKhz, usrLinks } from "./host.js";
 import type { MountRequest } from "../../../agent/guest/protocol.js";
+import { guestEgressPlan } from "../egress-plan.js";
 
 export interface QemuBackendOptions {
   readonly qemu?: string;
@@ -63,7 +64,7 @@ export class QemuBackend implements Backend {
   }
 
   async gaps(spec: ServerSpec): Promise<Gap[]> {
-    return commonVmGaps(spec, "qemu", imageFacts(await this.images.current()));
+    return commonVmGaps(spec, "qemu", imageFacts(await this.images.current()), { egress: true });
   }
 
   async launch(spec: ServerSpec, ctx: LaunchContext): Promise<Sandbox> {
@@ -71,6 +72,7 @@ export class QemuBackend implements Backend {
     if (gaps.length > 0) throw refused(gaps[0]!.message, gaps[0]!.hint);
     const argv0 = spec.launch.argv[0];
     if (!argv0) throw new NucleusError("SANDBOX_START_FAILED", `server "${spec.name}" has no resolved command`);
+    const egress = guestEgressPlan(spec, ctx);
     const qemu = this.qemuPath();
     const bwrap = this.bwrapPath();
     if (!qemu || !bwrap) throw new NucleusError("BACKEND_UNAVAILABLE", "the QEMU backend needs qemu-system-x86_64 and bwrap", { hint: "run scripts/setup.sh" });
@@ -174,10 +176,12 @@ export class QemuBackend implements Backend {
       });
       early.catch(() => {});
       const socket = await Promise.race([ctl.conn, early]);
-      const channel = new ControlChannel(socket);
+      // SECURITY: the guest's egress streams reach this server's own proxy socket, nothing else.
+      const channel = new ControlChannel(socket, egress ? ctx.egressSocket : null);
+      channel.on("warning", (err) => log.warn(err.message));
       try {
         await Promise.race([channel.waitFor("hello", bootMs), early]);
-        const env: Record<string, string> = { ...baseServerEnv("/tmp"), ...spec.launch.env };
+        const env: Record<string, string> = { ...baseServerEnv("/tmp"), ...spec.launch.env, ...(egress?.env ?? {}) };
         // SECURITY: secrets go over the control channel now, after boot — never on the kernel
         // command line, in the image or in QEMU's argv.
         channel.send({
@@ -188,6 +192,7 @@ export class QemuBackend implements Backend {
           mounts,
           secrets: [...ctx.secrets].map(([target, s]) => ({ target, as: s.as, value: s.value })),
           tmpMiB: spec.limits.tmpMiB,
+          egress: egress?.plan ?? null,
         });
         await Promise.race([channel.waitFor("started", spec.timeouts.startupMs), early]);
       } catch (err) {
