@@ -70,8 +70,6 @@ export class Upstream {
   private crashes = 0;
   private lastStart = 0;
   private restartTimer: NodeJS.Timeout | null = null;
-  /** The last failure in full, for the log only (may hold host paths). */
-  private lastFailure: string | null = null;
   /** The same failure as a short phrase for the client: no path, argv, value or guest text. */
   private clientReason: string | null = null;
   /** Clients whose connection closed (to tell a closed connection from a server's own -32000 error). */
@@ -148,7 +146,6 @@ export class Upstream {
       this.starting = null;
       if (this.stopped()) throw this.unavailable();
       const msg = errorMessage(err);
-      this.lastFailure = msg.split("\n")[0] ?? msg;
       this.clientReason = startFailureReason(err);
       if (err instanceof NucleusError && err.code === "POLICY_REFUSED") {
         this.state = "refused";
@@ -193,7 +190,6 @@ export class Upstream {
         await thisSandbox.stop(1000);
         throw this.unavailable();
       }
-      this.lastFailure = `initialize failed: ${errorMessage(err)}`;
       this.clientReason = "it did not answer initialize";
       log.error(`server "${this.name}" did not initialize: ${errorMessage(err)}`);
       await thisSandbox.stop(1000);
@@ -203,7 +199,6 @@ export class Upstream {
     this.state = "ready";
     this.lastStart = Date.now();
     this.starting = null;
-    this.lastFailure = null;
     this.clientReason = null;
     if (this.logLevel && client.getServerCapabilities()?.logging) {
       await this.setLogLevel(this.logLevel).catch(() => undefined);
@@ -249,7 +244,6 @@ export class Upstream {
     });
     void client?.close().catch(() => undefined);
     if (this.state === "stopped") return;
-    this.lastFailure = exit.cause === "oom" ? `${exit.message} (out of memory)` : exit.message;
     this.clientReason = exitPhrase(exit);
     this.opts.log.warn(`${exit.message}; restarting`, { cause: exit.cause });
     // Leave "ready" before the catalog is re-listed: a refresh that still saw "ready" called

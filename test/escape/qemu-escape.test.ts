@@ -4,9 +4,8 @@
 // remount, secrets only where delivered, and no network at all (no NIC). One VM boot.
 import { randomBytes } from "node:crypto";
 import * as dgram from "node:dgram";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import * as net from "node:net";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildImage } from "../../src/sandbox/microvm/image/build.js";

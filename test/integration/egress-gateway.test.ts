@@ -11,13 +11,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { loadConfig } from "../../src/config/load.js";
+import { startConfiguredGateway } from "../helpers/configured-gateway.js";
 import { dnsServerResolver } from "../../src/egress/resolver.js";
 import { Gateway } from "../../src/gateway/gateway.js";
-import { makeLauncher, preflight } from "../../src/gateway/runtime.js";
-import { createServices, type Services } from "../../src/gateway/services.js";
+import type { Services } from "../../src/gateway/services.js";
 import { Logger } from "../../src/log.js";
 import { whichSync } from "../../src/sandbox/which.js";
 import { startDnsmasq, type LocalDns } from "../fixtures/egress/dnsmasq.js";
@@ -118,19 +117,13 @@ describe.skipIf(skip)(`allowed_hosts through the gateway's services, in-process 
     const log = new Logger({ level: "debug", sink: { write: (l) => void logs.push(l) } });
     // SECURITY (test only): the loopback stand-ins 127.0.0.16/28 count as a private network, and names come from
     // the test's dnsmasq. Injected here, in-process; the configuration and the CLI cannot set either.
-    services = await createServices(config, config.servers, {
+    let pf;
+    ({ services, gateway, client, pf } = await startConfiguredGateway(config, {
       log,
       env: { NUCLEUS_EGRESS_CANARY: CANARY },
       egress: { resolver: dnsServerResolver([dns!.server]), insecureTestPrivateRanges: ["127.0.0.16/28"], socketBase: tmp },
-    });
-    const pf = await preflight(config.servers, config.gateway.backend, services.deps);
-    expect(pf.refusals).toEqual([]);
+    }));
     expect(pf.selections.get("hostile")!.backend.name).toBe("bubblewrap");
-    gateway = new Gateway({ servers: config.servers, prefix: true, launch: makeLauncher(pf.selections, services.deps, log), log, maxMessageBytes: config.gateway.maxMessageBytes, version: "test", audit: services.audit, outgoing: services.outgoing });
-    const [a, b] = InMemoryTransport.createLinkedPair();
-    await gateway.connect(a);
-    client = new Client({ name: "egress-test", version: "1" });
-    await client.connect(b);
     await client.listTools();
     socketDirs = readdirSync(tmp).filter((d) => d.startsWith("nucleus-egress-"));
   }, 120_000);

@@ -3,7 +3,6 @@ import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
   ListRootsRequestSchema,
-  ToolListChangedNotificationSchema,
   type ClientCapabilities,
 } from "@modelcontextprotocol/sdk/types.js";
 import { UnsandboxedBackend } from "../../src/sandbox/unsandboxed.js";

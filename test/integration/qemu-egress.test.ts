@@ -11,12 +11,11 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { loadConfig } from "../../src/config/load.js";
+import { startConfiguredGateway } from "../helpers/configured-gateway.js";
 import { startEgressProxy, type EgressEvent, type EgressProxy } from "../../src/egress/index.js";
 import { Gateway } from "../../src/gateway/gateway.js";
-import { makeLauncher, preflight } from "../../src/gateway/runtime.js";
-import { createServices, type Services } from "../../src/gateway/services.js";
+import type { Services } from "../../src/gateway/services.js";
 import { Logger } from "../../src/log.js";
 import { parseHostRule } from "../../src/policy/hosts.js";
 import type { Sandbox } from "../../src/sandbox/backend.js";
@@ -189,19 +188,13 @@ describe.skipIf(noQemu)("egress from a QEMU microVM through the gateway's servic
     const config = await loadConfig(cfgPath);
     const log = new Logger({ level: "silent" });
     // SECURITY (test only): a fixed resolver and loopback stand-ins for a private network, injected in-process.
-    services = await createServices(config, config.servers, {
+    let pf;
+    ({ services, gateway, client, pf } = await startConfiguredGateway(config, {
       log,
       env: {},
       egress: { resolver: async (n) => (n === "gw.test" ? ["127.0.0.18"] : Promise.reject(new Error("no such name"))), insecureTestPrivateRanges: ["127.0.0.16/28"], socketBase: tmp },
-    });
-    const pf = await preflight(config.servers, config.gateway.backend, services.deps);
-    expect(pf.refusals).toEqual([]);
+    }));
     expect(pf.selections.get("vm")!.backend.name).toBe("qemu");
-    gateway = new Gateway({ servers: config.servers, prefix: true, launch: makeLauncher(pf.selections, services.deps, log), log, maxMessageBytes: config.gateway.maxMessageBytes, version: "test", audit: services.audit, outgoing: services.outgoing });
-    const [a, b] = InMemoryTransport.createLinkedPair();
-    await gateway.connect(a);
-    client = new Client({ name: "qemu-egress-test", version: "1" });
-    await client.connect(b);
     await client.listTools();
   }, 600_000);
 

@@ -3,36 +3,25 @@
 // appears in any process's argv, in the log, in the audit log (even with
 // audit_arguments on) or in a result the client sees (unless the server opts
 // out with redact_results = false).
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { verifyAuditLog } from "../../src/audit/verify.js";
 import { loadConfig } from "../../src/config/load.js";
+import { startConfiguredGateway } from "../helpers/configured-gateway.js";
 import { Gateway } from "../../src/gateway/gateway.js";
-import { makeLauncher, preflight } from "../../src/gateway/runtime.js";
-import { createServices, type Services } from "../../src/gateway/services.js";
+import type { Services } from "../../src/gateway/services.js";
 import { Logger } from "../../src/log.js";
 import { whichSync } from "../../src/sandbox/which.js";
 import { EVERYTHING, TINY } from "../helpers/gateway.js";
+import { everyCmdline } from "../helpers/process.js";
 
 const A_VALUE = `a-secret-${process.pid}-Q7wLz2`;
 const B_VALUE = `b-secret-${process.pid}-M4kTr9`;
 const noBwrap = !whichSync("bwrap");
 
-function everyCmdline(): string {
-  let all = "";
-  for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
-    try {
-      all += readFileSync(`/proc/${p}/cmdline`, "utf8") + "\n";
-    } catch {
-      /* gone */
-    }
-  }
-  return all;
-}
 
 describe.skipIf(noBwrap)("secrets through the gateway, in bubblewrap sandboxes (needs bwrap)", () => {
   let dir: string;
@@ -81,24 +70,7 @@ path = "./b-token"
     );
     const config = await loadConfig(cfg);
     const log = new Logger({ level: "debug", sink: { write: (l) => void logs.push(l) } });
-    services = await createServices(config, config.servers, { log, env: process.env });
-    const pf = await preflight(config.servers, config.gateway.backend, services.deps);
-    expect(pf.refusals).toEqual([]);
-    gateway = new Gateway({
-      servers: config.servers,
-      prefix: true,
-      launch: makeLauncher(pf.selections, services.deps, log),
-      log,
-      maxMessageBytes: config.gateway.maxMessageBytes,
-      version: "test",
-      audit: services.audit,
-      auditArguments: true,
-      outgoing: services.outgoing,
-    });
-    const [x, y] = InMemoryTransport.createLinkedPair();
-    await gateway.connect(x);
-    client = new Client({ name: "secrets-test", version: "1" });
-    await client.connect(y);
+    ({ services, gateway, client } = await startConfiguredGateway(config, { log }));
   }, 60_000);
 
   afterAll(async () => {

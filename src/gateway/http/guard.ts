@@ -3,7 +3,6 @@
 // refusal to send or null. Not responsible for sessions or bodies.
 
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { IncomingHttpHeaders } from "node:http";
 import { isLoopbackHost } from "./options.js";
 
 export interface Refusal {

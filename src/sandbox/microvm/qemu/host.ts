@@ -1,7 +1,7 @@
 // Facts about this host that shape a QEMU launch: which accelerator works, the
 // TSC frequency for TCG guests, the merged-/usr links. Not responsible for argv.
 
-import { existsSync, lstatSync, readFileSync, readlinkSync } from "node:fs";
+import { lstatSync, readFileSync, readlinkSync } from "node:fs";
 import { kvmStatus } from "../../kvm.js";
 import { dirname, join } from "node:path";
 
