@@ -1,0 +1,75 @@
+// `nucleus serve --http` from the built CLI: the token is generated and shown
+// once (or read from a configured secret and never shown), clients need it,
+// each session gets its servers in bubblewrap sandboxes, SIGTERM stops all.
+import { spawn, type ChildProcess } from "node:child_process";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { TINY } from "../helpers/gateway.js";
+import { NUCLEUS, ensureBuilt, tempConfig } from "../helpers/cli.js";
+import { connectHttp } from "../helpers/http-gateway.js";
+import { alive } from "../helpers/process.js";
+
+const node = process.execPath;
+const server = `[servers.t]\ncommand = [${JSON.stringify(node)}, ${JSON.stringify(TINY)}, "normal", "t"]\nvm_profile = "locked"\n`;
+let child: ChildProcess | null = null;
+let cleanup: (() => void) | null = null;
+
+beforeAll(() => ensureBuilt(), 120_000);
+afterEach(async () => {
+  if (child && child.exitCode === null) {
+    child.kill("SIGKILL");
+    await new Promise((r) => child!.once("exit", r));
+  }
+  child = null;
+  cleanup?.();
+  cleanup = null;
+});
+
+async function serveHttp(toml: string, env: NodeJS.ProcessEnv = process.env): Promise<{ url: string; stderr: () => string }> {
+  const cfg = tempConfig(toml);
+  cleanup = cfg.cleanup;
+  let stderr = "";
+  child = spawn(node, [NUCLEUS, "--log-level", "debug", "-c", cfg.path, "serve", "--http"], { stdio: ["ignore", "pipe", "pipe"], env });
+  child.stderr!.on("data", (d) => (stderr += d));
+  await expect.poll(() => stderr, { timeout: 20_000 }).toMatch(/serving MCP over Streamable HTTP at (http:\/\/\S+)/);
+  return { url: /serving MCP over Streamable HTTP at (http:\/\/\S+)/.exec(stderr)![1]!, stderr: () => stderr };
+}
+
+describe("nucleus serve --http", () => {
+  it("prints a generated token once, serves clients that send it, refuses others, and stops on SIGTERM", async () => {
+    const { url, stderr } = await serveHttp(`[gateway.http]\nport = 0\n\n${server}`);
+    const token = /Authorization: Bearer (\S+)/.exec(stderr())![1]!;
+    expect(token.length).toBeGreaterThanOrEqual(32);
+    const { client } = await connectHttp(url, { token });
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain("t__echo");
+    expect(JSON.stringify((await client.callTool({ name: "t__echo", arguments: { message: "over http" } })).content)).toContain("over http");
+    const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream" }, body: "{}" });
+    expect(res.status).toBe(401);
+    const pids = [...stderr().matchAll(/pid=(\d+)/g)].map((m) => Number(m[1]));
+    expect(pids.length).toBeGreaterThan(0);
+    // The token appears exactly once: in the notice, never in a log line.
+    expect(stderr().split(token).length - 1).toBe(1);
+    child!.kill("SIGTERM");
+    expect(await new Promise((r) => child!.once("exit", r))).toBe(0);
+    expect(pids.filter(alive)).toEqual([]);
+  }, 60_000);
+
+  it("takes the token from a configured secret and never prints it", async () => {
+    const secretToken = `configured-token-${process.pid}-0123456789abcdef`;
+    const { url, stderr } = await serveHttp(`[gateway.http]\nport = 0\ntoken = "HTTP_TOKEN"\n\n[secrets.HTTP_TOKEN]\nfrom = "env"\n\n${server}`, { ...process.env, HTTP_TOKEN: secretToken });
+    const { client } = await connectHttp(url, { token: secretToken });
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain("t__echo");
+    await client.close();
+    expect(stderr()).toContain("clients must send the configured bearer token");
+    expect(stderr()).not.toContain(secretToken);
+  }, 60_000);
+
+  it("refuses a non-loopback address without the dangerous switch (config error, exit 2)", async () => {
+    const cfg = tempConfig(`[gateway.http]\nlisten = "0.0.0.0"\n\n${server}`);
+    cleanup = cfg.cleanup;
+    const p = spawn(node, [NUCLEUS, "-c", cfg.path, "serve", "--http"], { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    p.stderr.on("data", (d) => (err += d));
+    expect(await new Promise((r) => p.once("exit", r))).toBe(2);
+    expect(err).toMatch(/gateway\.http\.listen: "0\.0\.0\.0" is not a loopback address/);
+  });
+});
