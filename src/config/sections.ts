@@ -3,6 +3,7 @@
 
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
+import { isLoopbackHost } from "../policy/loopback.js";
 import type { PathSegment, Problems } from "./config-error.js";
 import { expandPath, RELATIVE_HINT } from "./paths.js";
 import { resolveProgram } from "./resolve.js";
@@ -31,7 +32,7 @@ export function resolveGateway(raw: Partial<GatewayRaw>, configDir: string, prob
     const insecureListenAny = raw.http.insecure_listen_any ?? false;
     if (listen !== "localhost" && isIP(listen) === 0) {
       problems.add(["gateway", "http", "listen"], `"${listen}" must be an IP address (e.g. "127.0.0.1") or "localhost"`);
-    } else if (!isLoopback(listen)) {
+    } else if (!isLoopbackHost(listen)) {
       // SECURITY: fail closed — reachable from other machines only by the dangerous switch.
       if (!insecureListenAny) {
         problems.add(["gateway", "http", "listen"], `"${listen}" is not a loopback address; set gateway.http.insecure_listen_any = true to accept clients from other machines (and put TLS in front)`);
@@ -85,10 +86,6 @@ export function lookupUser(name: string, passwd = "/etc/passwd"): { uid: number;
     if (f[0] === name && f.length >= 4 && /^\d+$/.test(f[2]!) && /^\d+$/.test(f[3]!)) return { uid: Number(f[2]), gid: Number(f[3]) };
   }
   return null;
-}
-
-function isLoopback(listen: string): boolean {
-  return listen === "localhost" || listen === "::1" || /^127\./.test(listen);
 }
 
 const ONLY_FOR: Record<string, SecretRaw["from"]> = {

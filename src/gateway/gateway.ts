@@ -4,6 +4,7 @@
 // subscriptions, completions and server→client requests. Not responsible for
 // how a server is sandboxed (the Launcher) or for transports.
 
+import { setTimeout as sleep } from "node:timers/promises";
 import { WireError, wire } from "./wire-error.js";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
@@ -53,9 +54,6 @@ export interface GatewayOptions {
 /** The longest a list request waits for one starting server. */
 const LIST_WAIT_MS = 20_000;
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref?.());
-}
 
 type ExtraLike = { signal: AbortSignal; sendNotification: (n: Notification) => Promise<void>; _meta?: { progressToken?: string | number } };
 
@@ -191,7 +189,7 @@ export class Gateway {
           () => false, // unavailable: its items are simply absent (the upstream logged why)
         );
         const waitMs = Math.min(this.specs.get(up.name)!.timeouts.startupMs, LIST_WAIT_MS);
-        if (!(await Promise.race([ready, sleep(waitMs).then(() => false)]))) return;
+        if (!(await Promise.race([ready, sleep(waitMs, undefined, { ref: false }).then(() => false)]))) return;
         if (this.catalog.has(up.name, kind)) return;
         try {
           // SECURITY: descriptions and names come from the server: redacted like its results.

@@ -3,6 +3,7 @@
 // restart with exponential backoff). Not responsible for naming or for the
 // downstream session (gateway.ts).
 
+import { setTimeout as sleep } from "node:timers/promises";
 import { WireError, wire } from "./wire-error.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import {
@@ -178,7 +179,7 @@ export class Upstream {
       this.closedClients.add(client);
       // The stream ended or was cut (oversized frame): make sure the process goes too.
       // (When the process itself ended, let its exit be seen as what it was.)
-      void Promise.race([thisSandbox.exited, delay(500).then(() => null)]).then((exit) => {
+      void Promise.race([thisSandbox.exited, sleep(500, undefined, { ref: false }).then(() => null)]).then((exit) => {
         if (!exit && this.sandbox === thisSandbox && this.state !== "stopped") void thisSandbox.stop(1000);
       });
     };
@@ -297,7 +298,7 @@ export class Upstream {
     if (err.code === ErrorCode.ConnectionClosed && this.closedClients.has(client) && !options_aborted(err)) {
       // Give the exit a moment to be reaped so the message can say how it ended.
       const sandbox = this.sandbox;
-      if (sandbox) await Promise.race([sandbox.exited, delay(300)]);
+      if (sandbox) await Promise.race([sandbox.exited, sleep(300, undefined, { ref: false })]);
       const how = this.lastExit ? ` (server "${this.name}" ${exitPhrase(this.lastExit)})` : "";
       return wire.internal(`server "${this.name}" stopped while handling ${method}${how}; it is being restarted`);
     }
@@ -381,9 +382,6 @@ function options_aborted(err: McpError): boolean {
   return err.message.includes("Request was cancelled");
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref?.());
-}
 
 function capabilityFor(method: (typeof SERVER_TO_CLIENT_REQUESTS)[number], caps: ClientCapabilities): boolean {
   if (method === "sampling/createMessage") return Boolean(caps.sampling);

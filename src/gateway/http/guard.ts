@@ -3,7 +3,7 @@
 // refusal to send or null. Not responsible for sessions or bodies.
 
 import { createHash, timingSafeEqual } from "node:crypto";
-import { isLoopbackHost } from "./options.js";
+import { isLoopbackHost } from "../../policy/loopback.js";
 
 export interface Refusal {
   readonly status: number;

@@ -3,7 +3,7 @@
 // refused) and the bearer token generator. Not responsible for serving.
 
 import { randomBytes } from "node:crypto";
-import { isIP } from "node:net";
+import { isLoopbackHost } from "../../policy/loopback.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { NucleusError, refused } from "../../errors.js";
 import type { Logger } from "../../log.js";
@@ -61,14 +61,6 @@ export function generateToken(): string {
   return randomBytes(32).toString("base64url");
 }
 
-/** True for 127.0.0.0/8, ::1 (also IPv4-mapped) and the name `localhost`. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
-  if (h === "localhost") return true;
-  if (isIP(h) === 4) return h.startsWith("127.");
-  if (isIP(h) === 6) return h === "::1" || h === "0:0:0:0:0:0:0:1" || h.startsWith("::ffff:127.");
-  return false;
-}
 
 /** Throws a sentence with a hint for any option that would weaken the endpoint. */
 export function validateHttpOptions(o: HttpGatewayOptions): void {

@@ -8,7 +8,8 @@ import { isInitializeRequest, JSONRPCMessageSchema } from "@modelcontextprotocol
 import { NucleusError } from "../../errors.js";
 import { readBody, sendRefusal } from "./body.js";
 import { checkHost, checkOrigin, makeBearerCheck, SERVER_ERROR, type Refusal } from "./guard.js";
-import { isLoopbackHost, validateHttpOptions, type HttpGatewayOptions } from "./options.js";
+import { isLoopbackHost } from "../../policy/loopback.js";
+import { validateHttpOptions, type HttpGatewayOptions } from "./options.js";
 import { SessionTable, type Session } from "./sessions.js";
 
 export interface HttpGateway {

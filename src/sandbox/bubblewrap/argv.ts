@@ -4,6 +4,7 @@
 // Not responsible for spawning, cgroups, or finding host facts (host.ts).
 
 import { posix } from "node:path";
+import { baseServerEnv } from "../env.js";
 import type { AgentPlan } from "../../agent/plan.js";
 import { SANDBOX_AGENT_PATHS } from "../../agent/plan.js";
 import type { ServerSpec } from "../../config/spec.js";
@@ -110,9 +111,7 @@ export function buildBwrapPlan(input: BuildInput): BwrapPlan {
   // SECURITY: nothing of the gateway's environment (other servers' secrets) is inherited.
   a.push("--clearenv");
   const env: Record<string, string> = {
-    PATH: "/usr/local/bin:/usr/bin:/bin",
-    HOME: SANDBOX_HOME,
-    LANG: "C.UTF-8",
+    ...baseServerEnv(SANDBOX_HOME),
     TMPDIR: "/tmp",
     USER: "nucleus",
     ...spec.launch.env,

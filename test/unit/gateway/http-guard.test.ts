@@ -1,7 +1,8 @@
 // Pure checks of the HTTP downstream: loopback detection, Host, Origin, bearer token.
 import { describe, expect, it } from "vitest";
 import { checkHost, checkOrigin, makeBearerCheck } from "../../../src/gateway/http/guard.js";
-import { generateToken, isLoopbackHost } from "../../../src/gateway/http/options.js";
+import { generateToken } from "../../../src/gateway/http/options.js";
+import { isLoopbackHost } from "../../../src/policy/loopback.js";
 
 describe("isLoopbackHost", () => {
   it.each(["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST", "::ffff:127.0.0.1", "0:0:0:0:0:0:0:1"])("%s is loopback", (h) =>
