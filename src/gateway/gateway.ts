@@ -34,6 +34,7 @@ import { Catalog, type Collision, type ServerCatalog } from "./catalog.js";
 import { exposedUri, parseExposedUri } from "./names.js";
 import { paginate } from "./paginate.js";
 import { Upstream, type CatalogKind, type Launcher, type LifecycleEvent } from "./upstream.js";
+import { installFastPath, type ToolOrigin } from "./fast-path.js";
 
 
 export interface GatewayOptions {
@@ -146,6 +147,12 @@ export class Gateway {
 
   async connect(transport: Transport): Promise<void> {
     await this.server.connect(transport);
+    installFastPath(transport, {
+      resolveTool: (name) => (this.catalogSettled("tools", [...this.upstreams.values()]) ? (this.catalog.tools().lookup.get(name) ?? null) : null),
+      upstream: (server) => this.upstreams.get(server),
+      out: (server, value) => this.out(server, value),
+      audit: (origin, args, outcome, started, reason) => this.auditCall(origin, args, outcome, started, reason),
+    });
   }
 
   /** Stop every server and close the client session. Leaves no process behind. */
@@ -178,7 +185,7 @@ export class Gateway {
   private async ensureCatalog(kind: keyof ServerCatalog, only?: Upstream[]): Promise<void> {
     const ups = only ?? [...this.upstreams.values()];
     // Fast path (every call passes here): all servers up and listed.
-    if (ups.every((up) => up.status === "ready" && this.catalog.has(up.name, kind))) return;
+    if (this.catalogSettled(kind, ups)) return;
     this.syncCapabilities();
     await Promise.all(
       ups.map(async (up) => {
@@ -199,6 +206,11 @@ export class Gateway {
         }
       }),
     );
+  }
+
+  /** Every one of `ups` is ready and has `kind` listed: the catalog answers without waiting. */
+  private catalogSettled(kind: keyof ServerCatalog, ups: Upstream[]): boolean {
+    return ups.every((up) => up.status === "ready" && this.catalog.has(up.name, kind));
   }
 
   private catalogChanged(server: string, kinds: readonly CatalogKind[]): void {
@@ -343,10 +355,13 @@ export class Gateway {
       outcome = "error";
       throw err;
     } finally {
-      this.opts.audit?.(
-        toolCall({ server: origin.server, tool: origin.original, arguments: args, outcome, durationMs: Date.now() - started, includeArguments: this.opts.auditArguments ?? false }),
-      );
+      this.auditCall(origin, args, outcome, started);
     }
+  }
+
+  private auditCall(origin: ToolOrigin, args: unknown, outcome: "ok" | "error", started: number, reason?: string): void {
+    const includeArguments = this.opts.auditArguments ?? false;
+    this.opts.audit?.(toolCall({ server: origin.server, tool: origin.original, arguments: args, outcome, durationMs: Date.now() - started, includeArguments, ...(reason ? { reason } : {}) }));
   }
 
   /** Forward a client request to one server, mapping progress and cancellation. */

@@ -23,6 +23,8 @@ import type { Logger } from "../log.js";
 import type { Sandbox, SandboxExit } from "../sandbox/backend.js";
 import { StreamTransport } from "./stream-transport.js";
 import { relayStderr } from "./stderr-relay.js";
+import { RawCalls, type RawCall } from "./raw-calls.js";
+import { cancelledByCaller, capabilityFor, exitPhrase, requestSchemaFor, startFailureReason, SERVER_TO_CLIENT_REQUESTS } from "./upstream-phrases.js";
 
 /** Starts one server's sandbox. `signal` aborts a start in progress (package install, boot) at shutdown. */
 export type Launcher = (spec: ServerSpec, signal: AbortSignal) => Promise<Sandbox>;
@@ -58,13 +60,13 @@ export interface UpstreamOptions {
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number; readonly resetAfterMs: number };
 }
 
-const SERVER_TO_CLIENT_REQUESTS = ["sampling/createMessage", "elicitation/create", "roots/list"] as const;
-
 export class Upstream {
   readonly name: string;
   private readonly spec: ServerSpec;
   private state: UpstreamState = "idle";
   private client: Client | null = null;
+  /** Raw requests (the tools/call fast path) on the same connection as `client`. */
+  private raw: RawCalls | null = null;
   private sandbox: Sandbox | null = null;
   private starting: Promise<Client> | null = null;
   private capabilities: ClientCapabilities = {};
@@ -175,8 +177,10 @@ export class Upstream {
     transport.onerror = (err) => log.warn(err.message);
     const thisSandbox = sandbox;
     void sandbox.exited.then((exit) => this.onExit(thisSandbox, exit));
+    const raw = new RawCalls(transport, this.spec.timeouts.requestMs);
     client.onclose = () => {
       this.closedClients.add(client);
+      raw.closeAll();
       // The stream ended or was cut (oversized frame): make sure the process goes too.
       // (When the process itself ended, let its exit be seen as what it was.)
       void Promise.race([thisSandbox.exited, sleep(500, undefined, { ref: false }).then(() => null)]).then((exit) => {
@@ -196,7 +200,9 @@ export class Upstream {
       await thisSandbox.stop(1000);
       throw this.unavailable();
     }
+    raw.install();
     this.client = client;
+    this.raw = raw;
     this.state = "ready";
     this.lastStart = Date.now();
     this.starting = null;
@@ -234,6 +240,7 @@ export class Upstream {
     this.sandbox = null;
     const client = this.client;
     this.client = null;
+    this.raw = null;
     this.lastExit = exit;
     this.opts.hooks.lifecycle?.({
       type: "server.exit",
@@ -291,11 +298,24 @@ export class Upstream {
     }
   }
 
+  /**
+   * The same request sent raw (the tools/call fast path): null unless the server
+   * is ready, so the caller takes the normal path. Failures are described as
+   * request() describes them.
+   */
+  rawRequest(method: string, params: Record<string, unknown>): RawCall | null {
+    const client = this.client;
+    const raw = this.raw;
+    if (this.state !== "ready" || !client || !raw) return null;
+    const call = raw.call(method, params);
+    return { promise: call.promise.catch(async (err: unknown) => Promise.reject(await this.describeFailure(err, method, client))), cancel: call.cancel };
+  }
+
   private async describeFailure(err: unknown, method: string, client: Client): Promise<unknown> {
     if (!(err instanceof McpError)) return err;
     // (-32000 / -32001 are also codes a server may use for its own errors: only
     // a connection that really closed, or the SDK's own timeout, count as such.)
-    if (err.code === ErrorCode.ConnectionClosed && this.closedClients.has(client) && !options_aborted(err)) {
+    if (err.code === ErrorCode.ConnectionClosed && this.closedClients.has(client) && !cancelledByCaller(err)) {
       // Give the exit a moment to be reaped so the message can say how it ended.
       const sandbox = this.sandbox;
       if (sandbox) await Promise.race([sandbox.exited, sleep(300, undefined, { ref: false })]);
@@ -345,6 +365,7 @@ export class Upstream {
     const sandbox = this.sandbox;
     const client = this.client;
     this.client = null;
+    this.raw = null;
     await client?.close().catch(() => undefined);
     // Stopping the sandbox also ends a start that is waiting for initialize.
     if (sandbox) await sandbox.stop(this.spec.timeouts.shutdownGraceMs);
@@ -353,45 +374,3 @@ export class Upstream {
   }
 }
 
-/** How a sandbox ended, as a phrase safe for the client (built from the cause, never from guest text). */
-function exitPhrase(exit: SandboxExit): string {
-  if (exit.cause === "oom") return "ran out of memory";
-  if (exit.signal) return `was killed by ${exit.signal}`;
-  if (exit.code !== null) return `exited with code ${exit.code}`;
-  return exit.cause === "stopped" ? "was stopped" : "ended";
-}
-
-/** Why a start failed, as a phrase safe for the client. */
-function startFailureReason(err: unknown): string {
-  const code = err instanceof NucleusError ? err.code : null;
-  switch (code) {
-    case "POLICY_REFUSED":
-      return "a rule of its policy cannot be enforced here";
-    case "SECRET_UNAVAILABLE":
-      return "a secret it needs could not be read";
-    case "PACKAGE_INSTALL_FAILED":
-      return "its npm package could not be installed";
-    case "CONFIG_INVALID":
-      return "its configuration is invalid";
-    default:
-      return "its sandbox could not be started";
-  }
-}
-
-function options_aborted(err: McpError): boolean {
-  return err.message.includes("Request was cancelled");
-}
-
-
-function capabilityFor(method: (typeof SERVER_TO_CLIENT_REQUESTS)[number], caps: ClientCapabilities): boolean {
-  if (method === "sampling/createMessage") return Boolean(caps.sampling);
-  if (method === "elicitation/create") return Boolean(caps.elicitation);
-  return Boolean(caps.roots);
-}
-
-import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
-function requestSchemaFor(method: (typeof SERVER_TO_CLIENT_REQUESTS)[number]) {
-  if (method === "sampling/createMessage") return CreateMessageRequestSchema;
-  if (method === "elicitation/create") return ElicitRequestSchema;
-  return ListRootsRequestSchema;
-}
