@@ -4,7 +4,7 @@
 // responsible for which user (config) or for cgroups (cgroups/).
 
 import { spawnSync } from "node:child_process";
-import { statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { refused } from "../errors.js";
 
 /** An unprivileged host identity sandboxes run as. */
@@ -29,6 +29,8 @@ function dropArgs(r: RunAs): string[] {
 export function runAsPrefix(runAs: RunAs | null | undefined): string[] {
   if (!runAs) return [];
   if (process.getuid?.() !== 0) throw refused("runAs needs a gateway running as root", "remove the runAs option, or start the gateway as root");
+  // SECURITY: fail closed: without setpriv the sandbox would otherwise have to run as root.
+  if (!existsSync(SETPRIV)) throw refused(`runAs needs ${SETPRIV}, which is missing`, "install util-linux (it ships setpriv), or remove [gateway] run_as");
   return [SETPRIV, ...dropArgs(runAs), "--"];
 }
 

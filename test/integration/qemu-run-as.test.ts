@@ -66,12 +66,16 @@ describe.skipIf(!root || !tools)(`QEMU microVM as the run_as user${why}`, () => 
     for (const d of temps) rmSync(d, { recursive: true, force: true });
   });
 
-  it("refuses before boot when the user cannot read the image cache, with a hint", async () => {
+  it("refuses before boot when the user cannot read the image cache, with a hint (probe hints at it too)", async () => {
     const backend = new QemuBackend({ runAs: user, imageRoot });
     const argv = [node, filesystem];
     const spec = makeSpec({ name: "noimg", argv, launch: { argv, args: [], package: null, cwd: null, env: {}, codeDirs: [nodeModules] } });
     chmodSync(imageRoot, 0o700);
     try {
+      // doctor's view: available, with the hint.
+      const probe = await backend.probe();
+      expect(probe.available).toBe(true);
+      expect(probe.hints.join("\n")).toMatch(/not readable by the run_as user/);
       const err = await backend.launch(spec, { secrets: new Map(), log, egressSocket: null }).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: "BACKEND_UNAVAILABLE", message: expect.stringMatching(new RegExp(`not readable by the run_as user \\(uid ${user.uid}\\)`)), hint: expect.stringMatching(/XDG_CACHE_HOME/) });
     } finally {

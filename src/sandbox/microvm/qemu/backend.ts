@@ -11,7 +11,7 @@ import { NucleusError, refused } from "../../../errors.js";
 import type { Backend, Gap, LaunchContext, ProbeResult, Sandbox } from "../../backend.js";
 import { baseServerEnv } from "../../env.js";
 import { spawnSandbox } from "../../process.js";
-import { runAsPrefix, type RunAs } from "../../run-as.js";
+import { inaccessibleTo, runAsPrefix, type RunAs } from "../../run-as.js";
 import { whichSync } from "../../which.js";
 import { ControlChannel } from "../channel.js";
 import { commonVmGaps, imageFacts } from "../gaps.js";
@@ -65,8 +65,13 @@ export class QemuBackend implements Backend {
       return { available: false, reason: `the QEMU backend needs ${[!qemu && "qemu-system-x86_64", !bwrap && "bwrap"].filter(Boolean).join(" and ")}, not found on PATH`, hints };
     }
     const accel = chooseAccel(this.opts.env);
-    const image = await this.images.hasImage();
+    const current = await this.images.current();
+    const image = current !== null;
     if (!image) hints.push("build the guest image before the first launch: `nucleus image build`");
+    const runAs = this.opts.runAs;
+    if (current && runAs && inaccessibleTo(runAs, [{ path: current.kernel }, { path: current.initramfs }]).length > 0) {
+      hints.push(`the guest image in ${current.dir} is not readable by the run_as user (uid ${runAs.uid}): build it and start the gateway with an XDG_CACHE_HOME that user can read (e.g. /var/cache)`);
+    }
     if (accel.accel === "tcg") hints.push("for KVM speed, use a host with hardware virtualization and access to /dev/kvm");
     const how = accel.accel === "kvm" ? "KVM" : "TCG, software emulation, slower";
     return { available: true, reason: `QEMU at ${qemu} runs microVMs with ${how} (${accel.reason})${image ? "" : "; no guest image yet"}`, hints };
