@@ -1,13 +1,15 @@
-// `nucleus image build|ls|rm`: the guest images of the microVM backends.
+// `nucleus image build|ls|rm|prune`: the guest images of the microVM backends.
 // Parses flags and prints; the work is in src/sandbox/microvm/image/.
 
 import { parseArgs } from "node:util";
 import { ExitCode } from "../errors.js";
+import { agentFiles, agentHash } from "../sandbox/microvm/image/agent.js";
 import { buildImage } from "../sandbox/microvm/image/build.js";
+import { applyPrune, imageBytes, planPrune } from "../sandbox/microvm/image/prune.js";
 import { imageRoot, listImages, removeImage } from "../sandbox/microvm/image/store.js";
 import type { CliCommand } from "./command.js";
 
-const usage = `Usage: nucleus image <build|ls|rm> [options]
+const usage = `Usage: nucleus image <build|ls|rm|prune> [options]
 
 Guest images for the microVM backends (qemu, firecracker): Debian's kernel,
 busybox, this host's Node.js, the guest agent. Servers' code is shared at launch,
@@ -20,11 +22,15 @@ $XDG_CACHE_HOME/nucleus/images (default ~/.cache/nucleus/images).
       --kernel-deb FILE      a kernel .deb already at hand
   nucleus image ls [--json]
   nucleus image rm ID        remove an image (an unambiguous prefix of its id)
+  nucleus image prune [--dry-run]
+      remove every image except, per runtime, the one this nucleus would launch
+      (its guest agent, the runtime unchanged); --dry-run only lists. Running from
+      source and from dist/ are different agents: each prunes the other's images.
 `;
 
 export const imageCommand: CliCommand = {
   name: "image",
-  summary: "build, list or remove microVM guest images",
+  summary: "build, list, remove or prune microVM guest images",
   usage,
   async run(args, ctx) {
     const [sub, ...rest] = args;
@@ -77,7 +83,20 @@ export const imageCommand: CliCommand = {
       ctx.stdout.write(`removed ${positionals[0]}\n`);
       return ExitCode.ok;
     }
-    ctx.stderr.write(`nucleus image: expected build, ls or rm${sub ? `, got "${sub}"` : ""}\n${usage}`);
+    if (sub === "prune") {
+      const { values } = parseArgs({ args: rest, strict: true, options: { "dry-run": { type: "boolean" } } });
+      const plan = planPrune(agentHash(await agentFiles()), root);
+      const dry = values["dry-run"] === true;
+      const mib = (n: number) => `${(n / 1048576).toFixed(0)} MiB`;
+      for (const i of plan.keep) ctx.stdout.write(`keep          ${i.manifest.id}  ${i.manifest.createdAt}  runtime ${i.manifest.runtime.path} (current)\n`);
+      const sizes = plan.remove.map(imageBytes);
+      if (!dry) applyPrune(plan);
+      plan.remove.forEach((i, n) => ctx.stdout.write(`${dry ? "would remove" : "removed     "}  ${i.manifest.id}  ${i.manifest.createdAt}  ${mib(sizes[n]!)}\n`));
+      const freed = sizes.reduce((a, b) => a + b, 0);
+      ctx.stdout.write(plan.remove.length === 0 ? `nothing to prune in ${root}\n` : `${dry ? "would free" : "freed"} ${mib(freed)} in ${root}\n`);
+      return ExitCode.ok;
+    }
+    ctx.stderr.write(`nucleus image: expected build, ls, rm or prune${sub ? `, got "${sub}"` : ""}\n${usage}`);
     return ExitCode.usage;
   },
 };

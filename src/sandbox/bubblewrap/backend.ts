@@ -13,6 +13,7 @@ import type { Backend, Gap, LaunchContext, ProbeResult, Sandbox } from "../backe
 import { spawnSandbox } from "../process.js";
 import type { CgroupLayout, Controller } from "../cgroups/layout.js";
 import { CgroupLeaf, hostLayout, probeControllers, sweepStaleCgroups, type ControllerStatus, type PlaceOverrides } from "../cgroups/manager.js";
+import { runAsPrefix, type RunAs } from "../run-as.js";
 import { seccompArchOf } from "../seccomp/syscalls.js";
 import { buildBwrapPlan, type EgressMount } from "./argv.js";
 import { limitEnforcement, limitGaps, type LimitEnforcement } from "./enforcement.js";
@@ -28,7 +29,7 @@ export interface BubblewrapOptions {
    * sandbox uid maps to that user instead of host uid 0. Needs /usr/bin/setpriv (util-linux). Default: the
    * gateway's own uid. Granted paths must then be accessible to this user.
    */
-  readonly runAs?: { readonly uid: number; readonly gid: number };
+  readonly runAs?: RunAs;
   /**
    * The built egress agent (allowlist servers only): its directory (holding main.js) and the package.json that
    * marks it as ESM. Default: dist/agent and package.json of this package.
@@ -102,12 +103,7 @@ export class BubblewrapBackend implements Backend {
 
   /** setpriv prefix that drops to `runAs` after the cgroups are joined (joining may need root). */
   private dropTo(): string[] {
-    const r = this.opts.runAs;
-    if (!r) return [];
-    if (process.getuid?.() !== 0) throw refused("runAs needs a gateway running as root", "remove the runAs option, or start the gateway as root");
-    // SECURITY: real and effective uid/gid, no supplementary groups, no inheritable capabilities; the kernel
-    // clears the permitted and effective sets on the switch away from uid 0.
-    return ["/usr/bin/setpriv", "--reuid", String(r.uid), "--regid", String(r.gid), "--clear-groups", "--inh-caps=-all", "--"];
+    return runAsPrefix(this.opts.runAs);
   }
 
   private agentLocation(): { dir: string; packageJson: string } {

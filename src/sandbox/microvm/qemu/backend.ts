@@ -3,15 +3,15 @@
 // virtio-serial port bridged to QEMU's stdio, code dirs and granted paths over
 // virtio-9p. Not responsible for the image (image/) or the guest agent (src/agent/guest).
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ServerSpec } from "../../../config/spec.js";
 import { NucleusError, refused } from "../../../errors.js";
 import type { Backend, Gap, LaunchContext, ProbeResult, Sandbox } from "../../backend.js";
 import { baseServerEnv } from "../../env.js";
 import { spawnSandbox } from "../../process.js";
+import { inaccessibleTo, runAsPrefix, type RunAs } from "../../run-as.js";
 import { whichSync } from "../../which.js";
 import { ControlChannel } from "../channel.js";
 import { commonVmGaps, imageFacts } from "../gaps.js";
@@ -19,7 +19,9 @@ import { ImageLookup } from "../image-lookup.js";
 import { vmSandbox } from "../vm-sandbox.js";
 import { buildQemuArgv, type QemuShare } from "./argv.js";
 import { buildQemuBwrapArgv } from "./bwrap.js";
-import { chooseAccel, hostTscKhz, usrLinks } from "./host.js";
+import { chooseAccel, hostTscKhz, usrLinks, type AccelChoice } from "./host.js";
+import { checkRunAsAccess } from "./run-as-access.js";
+import { createRunDir, openRunDirTo, sweepStaleRunDirs } from "./run-dir.js";
 import type { MountRequest } from "../../../agent/guest/protocol.js";
 import { guestEgressPlan } from "../egress-plan.js";
 
@@ -29,6 +31,13 @@ export interface QemuBackendOptions {
   /** Image cache root (default: $XDG_CACHE_HOME/nucleus/images). */
   readonly imageRoot?: string;
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * Host identity bwrap and QEMU run as when the gateway is root (`[gateway] run_as`), through setpriv as in
+   * the bubblewrap backend. That user must be able to read the image cache and the shared paths.
+   */
+  readonly runAs?: RunAs;
+  /** Where run dirs are made and stale ones swept (default: os.tmpdir()). */
+  readonly runRoot?: string;
 }
 
 export class QemuBackend implements Backend {
@@ -56,8 +65,13 @@ export class QemuBackend implements Backend {
       return { available: false, reason: `the QEMU backend needs ${[!qemu && "qemu-system-x86_64", !bwrap && "bwrap"].filter(Boolean).join(" and ")}, not found on PATH`, hints };
     }
     const accel = chooseAccel(this.opts.env);
-    const image = await this.images.hasImage();
+    const current = await this.images.current();
+    const image = current !== null;
     if (!image) hints.push("build the guest image before the first launch: `nucleus image build`");
+    const runAs = this.opts.runAs;
+    if (current && runAs && inaccessibleTo(runAs, [{ path: current.kernel }, { path: current.initramfs }]).length > 0) {
+      hints.push(`the guest image in ${current.dir} is not readable by the run_as user (uid ${runAs.uid}): build it and start the gateway with an XDG_CACHE_HOME that user can read (e.g. /var/cache)`);
+    }
     if (accel.accel === "tcg") hints.push("for KVM speed, use a host with hardware virtualization and access to /dev/kvm");
     const how = accel.accel === "kvm" ? "KVM" : "TCG, software emulation, slower";
     return { available: true, reason: `QEMU at ${qemu} runs microVMs with ${how} (${accel.reason})${image ? "" : "; no guest image yet"}`, hints };
@@ -78,7 +92,9 @@ export class QemuBackend implements Backend {
     if (!qemu || !bwrap) throw new NucleusError("BACKEND_UNAVAILABLE", "the QEMU backend needs qemu-system-x86_64 and bwrap", { hint: "run scripts/setup.sh" });
     const image = await this.images.require(spec.name, argv0);
     const log = ctx.log.child({ server: spec.name, backend: "qemu" });
-    const accel = chooseAccel(this.opts.env);
+    const runAs = this.opts.runAs ?? null;
+    const drop = runAsPrefix(runAs);
+    let accel: AccelChoice = chooseAccel(this.opts.env);
 
     // Code dirs and granted paths, each its own 9p share at the same path in the guest.
     const shares: QemuShare[] = [];
@@ -93,7 +109,12 @@ export class QemuBackend implements Backend {
       mounts.push({ source: `p${i}`, kind: "9p", path: g.path, writable: g.writable, cache: "none" });
     });
 
-    const runDir = mkdtempSync(join(tmpdir(), "nucleus-qemu-"));
+    if (runAs) {
+      const access = checkRunAsAccess(spec.name, runAs, image, shares, accel.accel === "kvm");
+      if (accel.accel === "kvm" && !access.kvm) accel = { accel: "tcg", reason: `the run_as user (uid ${runAs.uid}) cannot open /dev/kvm` };
+    }
+    for (const gone of sweepStaleRunDirs(this.opts.runRoot)) log.debug("removed a QEMU run dir left by a gateway that died", { dir: gone });
+    const runDir = createRunDir(this.opts.runRoot);
     const controlSocket = join(runDir, "ctl.sock");
     const consoleSocket = join(runDir, "con.sock");
     const servers: Server[] = [];
@@ -121,6 +142,8 @@ export class QemuBackend implements Backend {
     try {
       const ctl = await listen(controlSocket);
       const con = await listen(consoleSocket);
+      // SECURITY: QEMU as run_as may connect to these two sockets and do nothing else in the run dir.
+      if (runAs) openRunDirTo(runDir, [controlSocket, consoleSocket], runAs);
       const qemuArgv = buildQemuArgv({
         qemu,
         accel: accel.accel,
@@ -148,9 +171,10 @@ export class QemuBackend implements Backend {
       vmm = await spawnSandbox({
         serverName: spec.name,
         backend: "qemu",
-        argv,
+        argv: [...drop, ...argv],
         env: {},
         defaultGraceMs: spec.timeouts.shutdownGraceMs,
+        ...(runAs ? { details: { runAs: `${runAs.uid}:${runAs.gid}` } } : {}),
         cleanup: async () => cleanupHost(),
       });
       void con.conn.then((s) => {
