@@ -52,9 +52,11 @@ describe.skipIf(noQemu)("the gateway with servers in QEMU microVMs (needs qemu-s
   });
 
   it("lists and calls tools of servers running in their own VMs", async () => {
-    const names = (await g.client.listTools()).tools.map((t) => t.name);
-    expect(names).toContain("everything__echo");
-    expect(names).toContain("tiny__echo");
+    // A list waits at most 20 s for a server still booting (its tools follow with list_changed):
+    // two TCG boots on a busy 2-core machine can take longer, so ask until both are there.
+    await expect
+      .poll(async () => (await g.client.listTools()).tools.map((t) => t.name), { timeout: 200_000, interval: 2_000 })
+      .toEqual(expect.arrayContaining(["everything__echo", "tiny__echo"]));
     const r = await g.client.callTool({ name: "everything__echo", arguments: { message: "from a microVM" } });
     expect(JSON.stringify(r.content)).toContain("from a microVM");
     const starts = g.audit.filter((a) => a.type === "server.start");
