@@ -7,7 +7,7 @@
 // The gateway runs the server with the `unsandboxed` backend here so that only
 // the gateway's own overhead is measured (sandbox costs: bench/startup, bench/vm).
 // Usage: npm run build && node bench/gateway.mjs [--calls N] [--rounds R]
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -46,6 +46,14 @@ const modes = {
   "nucleus serve": { command: process.execPath, args: [nucleus, "--log-level", "error", "-c", config, "serve"], tool: "everything__echo" },
 };
 
+// CPU time (user + system, in clock ticks of 10 ms) of the process the client
+// spawned: for the relay and gateway modes, the middle process itself. Unlike
+// latency, this hardly moves with the load on the machine.
+function cpuTicks(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return Number(fields[11]) + Number(fields[12]);
+}
+
 function pct(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
@@ -59,6 +67,7 @@ async function measure(mode) {
   await client.callTool({ name: m.tool, arguments: { message: "warm" } });
   const firstCall = performance.now() - t0;
   for (let i = 0; i < 200; i++) await client.callTool({ name: m.tool, arguments: { message: "w" } });
+  const cpu0 = cpuTicks(transport.pid);
   const lat = [];
   for (let i = 0; i < CALLS; i++) {
     const s = performance.now();
@@ -78,8 +87,9 @@ async function measure(mode) {
     }),
   );
   const throughput = CALLS / ((performance.now() - tp0) / 1000);
+  const cpuUs = ((cpuTicks(transport.pid) - cpu0) * 10_000) / (2 * CALLS);
   await client.close();
-  return { p50: pct(lat, 50), p99: pct(lat, 99), throughput, firstCall };
+  return { p50: pct(lat, 50), p99: pct(lat, 99), throughput, firstCall, cpuUs };
 }
 
 const results = Object.fromEntries(Object.keys(modes).map((m) => [m, []]));
@@ -97,14 +107,16 @@ for (const [mode, rs] of Object.entries(results)) {
     p99: median(rs.map((r) => r.p99)),
     throughput: median(rs.map((r) => r.throughput)),
     firstCall: median(rs.map((r) => r.firstCall)),
+    cpuUs: median(rs.map((r) => r.cpuUs)),
   };
 }
 const d = summary.direct;
 console.log(`bench/gateway — server-everything echo, ${CALLS} calls × ${ROUNDS} rounds (medians of rounds), node ${process.version}`);
-console.log("mode            p50 ms   p99 ms   calls/s (16 in flight)   first call ms   p50 ratio   throughput ratio");
+console.log("mode            p50 ms   p99 ms   calls/s (16 in flight)   first call ms   p50 ratio   throughput ratio   CPU µs/call (middle process)");
 for (const [mode, s] of Object.entries(summary)) {
+  const cpu = mode === "direct" ? `(the server: ${s.cpuUs.toFixed(0)})` : s.cpuUs.toFixed(0);
   console.log(
-    `${mode.padEnd(14)}  ${s.p50.toFixed(3).padStart(6)}   ${s.p99.toFixed(3).padStart(6)}   ${s.throughput.toFixed(0).padStart(22)}   ${s.firstCall.toFixed(0).padStart(13)}   ${(s.p50 / d.p50).toFixed(2).padStart(9)}   ${(s.throughput / d.throughput).toFixed(2).padStart(16)}`,
+    `${mode.padEnd(14)}  ${s.p50.toFixed(3).padStart(6)}   ${s.p99.toFixed(3).padStart(6)}   ${s.throughput.toFixed(0).padStart(22)}   ${s.firstCall.toFixed(0).padStart(13)}   ${(s.p50 / d.p50).toFixed(2).padStart(9)}   ${(s.throughput / d.throughput).toFixed(2).padStart(16)}   ${cpu.padStart(28)}`,
   );
 }
 console.log("goals: p50 ratio ≤ 1.15, throughput ratio ≥ 0.90 (against direct); `byte relay` is the floor of any extra process");
