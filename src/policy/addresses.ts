@@ -75,11 +75,18 @@ const PRIVATE: readonly Range[] = [
 export function parseIp(text: string): IpBytes | null {
   const v4 = parseDottedQuad(text);
   if (v4) return v4;
-  if (!isIPv6(text) || text.includes("%")) return null;
-  return unwrap(parseIpv6(text));
+  const v6 = parseIpv6Literal(text);
+  return v6 && unwrap(v6);
 }
 
-function parseDottedQuad(text: string): IpBytes | null {
+/** A strict IPv6 literal (RFC 4291 text, no zone) to 16 bytes, mapped forms kept as they are. */
+export function parseIpv6Literal(text: string): IpBytes | null {
+  if (!isIPv6(text) || text.includes("%")) return null;
+  return parseIpv6(text);
+}
+
+/** A strict dotted quad (no leading zeros, each part ≤ 255) to 4 bytes. */
+export function parseDottedQuad(text: string): IpBytes | null {
   const parts = text.split(".");
   if (parts.length !== 4) return null;
   const out = new Uint8Array(4);
