@@ -15,6 +15,7 @@ import { startHttpGateway } from "../gateway/http/server.js";
 import { httpStartNotice, resolveHttpToken } from "../gateway/http/token.js";
 import { makeLauncher, preflight, refusalError, type Preflight } from "../gateway/runtime.js";
 import { createServices, type Services } from "../gateway/services.js";
+import { fdsClosedAtStart } from "../sandbox/host-fds.js";
 import { StreamTransport } from "../gateway/stream-transport.js";
 import type { CliContext } from "./command.js";
 import { version } from "./main.js";
@@ -27,6 +28,9 @@ export interface SessionOptions {
 }
 
 export async function runGatewaySession(ctx: CliContext, opts: SessionOptions): Promise<number> {
+  // (Closed by the process entry, before anything was started: no server inherits what the gateway was handed.)
+  const closed = fdsClosedAtStart();
+  if (closed.length > 0) ctx.log.info("closed file descriptors inherited without close-on-exec, so that no server inherits them", { fds: closed.join(",") });
   const path = discoverConfig({ flag: ctx.configPath, env: ctx.env });
   const config = await loadConfig(path);
   const servers = pickServers(config, path, opts.only);

@@ -17,7 +17,8 @@ import { runAsPrefix, type RunAs } from "../run-as.js";
 import { seccompArchOf } from "../seccomp/syscalls.js";
 import { buildBwrapPlan, type EgressMount } from "./argv.js";
 import { limitEnforcement, limitGaps, type LimitEnforcement } from "./enforcement.js";
-import { collectHostFacts, findBwrap, inheritedFds } from "./host.js";
+import { collectHostFacts, findBwrap } from "./host.js";
+import { inheritedFds } from "../host-fds.js";
 
 export interface BubblewrapOptions {
   /** Path of bwrap; default: found on PATH. */

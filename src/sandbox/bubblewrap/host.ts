@@ -2,7 +2,7 @@
 // layout, which /etc files exist, the interpreter's real path). Thin I/O;
 // every decision about what to bind lives in argv.ts.
 
-import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, realpathSync } from "node:fs";
+import { existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
 import { whichSync } from "../which.js";
 import { seccompArchOf } from "../seccomp/syscalls.js";
 import type { HostFacts, RuntimeEntry } from "./argv.js";
@@ -50,27 +50,3 @@ export function collectHostFacts(argv0: string, bwrap: string): HostFacts {
   };
 }
 
-const O_CLOEXEC = 0o2000000;
-
-/**
- * fds above 2 that this process holds without close-on-exec: every child,
- * sandboxed ones included, inherits them (bwrap 0.8 cannot close them).
- */
-export function inheritedFds(): number[] {
-  const out: number[] = [];
-  let fds: string[];
-  try {
-    fds = readdirSync("/proc/self/fd");
-  } catch {
-    return out;
-  }
-  for (const fd of fds.map(Number).filter((n) => n > 2)) {
-    try {
-      const flags = /^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))?.[1];
-      if (flags !== undefined && (parseInt(flags, 8) & O_CLOEXEC) === 0) out.push(fd);
-    } catch {
-      /* closed meanwhile (e.g. the fd readdir itself used) */
-    }
-  }
-  return out;
-}
