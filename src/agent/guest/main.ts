@@ -26,6 +26,9 @@ import { kernelRelease, loadModules, mixEntropy, mountShare, mountTmpfs, powerOf
 
 type StartRequest = Extract<HostMessage, { t: "start" }>;
 
+/** How often the control channel may come back before a start request (each restore needs one). */
+const MAX_RELISTENS = 16;
+
 const say = (msg: string) => process.stderr.write(`nucleus-agent: ${msg}\n`);
 
 async function main(): Promise<void> {
@@ -95,6 +98,7 @@ async function main(): Promise<void> {
   };
 
   let decoder = new FrameDecoder();
+  let relistens = 0;
   control.listen(
     (chunk) => {
       for (const f of decoder.push(chunk)) {
@@ -103,7 +107,8 @@ async function main(): Promise<void> {
       }
     },
     () => {
-      if (!starting && control.relisten) {
+      // Bounded: a bridge that cannot listen at all (socat missing) must not respawn forever.
+      if (!starting && control.relisten && relistens++ < MAX_RELISTENS) {
         // Before the start request the connection may end without the host being gone: a
         // snapshot was taken (Firecracker resets vsock connections on restore). Listen again and
         // greet whoever connects next; nothing about a server has reached this guest yet.
