@@ -3,7 +3,7 @@
 // real files into a real chroot directory (hard links on one filesystem,
 // copies across), the run dir only the jail user may write, the cold-boot and
 // restore request sequences against a fake API socket, and nothing left behind.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -40,6 +40,15 @@ describe("finding Firecracker and its jailer", () => {
     fakeBins(bin, ["firecracker", "jailer"]);
     const h = findFirecracker({ env: { NUCLEUS_FIRECRACKER_BIN: join(bin, "firecracker"), PATH: "" }, runAs: { uid: 990, gid: 991 } }, root, "/var/cache/n");
     expect(h).toEqual({ ok: true, firecracker: join(bin, "firecracker"), jail: { jailer: join(bin, "jailer"), uid: 990, gid: 991, chrootBase: "/var/cache/n/jail", cgroupVersion: expect.any(Number) } });
+  });
+
+  it("resolves a symlinked firecracker to the real file, since the jailer names the chroot after it", () => {
+    const bin = tmp();
+    fakeBins(bin, ["firecracker-v1.12.0-x86_64", "jailer"]);
+    symlinkSync(join(bin, "firecracker-v1.12.0-x86_64"), join(bin, "firecracker"));
+    const h = findFirecracker({ env: { PATH: bin }, runAs: { uid: 5, gid: 5 } }, root, "/c");
+    expect(h.ok && h.firecracker).toBe(join(realpathSync(bin), "firecracker-v1.12.0-x86_64"));
+    expect(h.ok && h.jail?.jailer).toBe(join(bin, "jailer"));
   });
 
   it("takes NUCLEUS_JAILER_BIN and NUCLEUS_JAILER_CHROOT_BASE when set", () => {

@@ -3,7 +3,7 @@
 // Pure given its inputs (env, uid, file checks). Not responsible for running
 // anything (backend.ts) or for the jailer's argv (jailer.ts).
 
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { whichSync } from "../../which.js";
 
@@ -40,8 +40,14 @@ export function findFirecracker(o: FirecrackerHostOptions, ids: { uid: number; g
   const env = o.env ?? process.env;
   const firecracker = o.firecracker ?? (env.NUCLEUS_FIRECRACKER_BIN ? whichSync(env.NUCLEUS_FIRECRACKER_BIN) : whichSync("firecracker", env.PATH));
   if (!firecracker) return { ok: false, missing: "the firecracker binary", hint: "install Firecracker and set NUCLEUS_FIRECRACKER_BIN to its path" };
+  return withJailer(o, env, firecracker, ids, cacheRoot);
+}
+
+function withJailer(o: FirecrackerHostOptions, env: NodeJS.ProcessEnv, given: string, ids: { uid: number; gid: number }, cacheRoot: string): FirecrackerHost {
+  // The real path: the jailer names the chroot and the cgroup after the exec file's canonical name.
+  const firecracker = realpathSync(given);
   if (o.insecureNoJailer ?? env.NUCLEUS_FIRECRACKER_INSECURE_NO_JAILER === "1") return { ok: true, firecracker, jail: null };
-  const jailer = o.jailer ?? (env.NUCLEUS_JAILER_BIN ? whichSync(env.NUCLEUS_JAILER_BIN) : (whichSync(join(dirname(firecracker), "jailer")) ?? whichSync("jailer", env.PATH)));
+  const jailer = o.jailer ?? (env.NUCLEUS_JAILER_BIN ? whichSync(env.NUCLEUS_JAILER_BIN) : (whichSync(join(dirname(given), "jailer")) ?? whichSync(join(dirname(firecracker), "jailer")) ?? whichSync("jailer", env.PATH)));
   if (!jailer) {
     return {
       ok: false,
