@@ -14,7 +14,7 @@ import { VSOCK_PORT_CONTROL } from "../../../agent/guest/protocol.js";
 import { ControlChannel } from "../channel.js";
 import type { JailSetup } from "./host.js";
 import { createSnapshot, pauseVm, type SnapshotStore, type StoredSnapshot } from "./snapshot.js";
-import { coldBoot, newLayout, spawnVmm, type BootImage } from "./vm.js";
+import { coldBoot, newLayout, spawnVmm, type BootImage, type FcVm } from "./vm.js";
 import { connectVsockWhenReady } from "./vsock.js";
 
 export interface TemplateSpec {
@@ -43,7 +43,7 @@ export function ensureSnapshot(store: SnapshotStore, firecracker: string, jail: 
 async function takeSnapshot(store: SnapshotStore, firecracker: string, jail: JailSetup, t: TemplateSpec, log: Logger): Promise<StoredSnapshot> {
   const { layout, id } = newLayout(firecracker, jail, t);
   const driveIds = Array.from({ length: t.drives }, (_, i) => `d${i}`);
-  let vm;
+  let vm: FcVm;
   try {
     // Placeholders at the paths every restored VM will use for its own images.
     for (const d of driveIds) {
