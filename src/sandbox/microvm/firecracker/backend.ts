@@ -155,14 +155,10 @@ export class FirecrackerBackend implements Backend {
       layout.cleanup();
       throw err;
     }
+    let sentStart = false;
     try {
-      if (b.snap) {
-        try {
-          await restoreBoot(vm, b.snap, b.driveIds);
-        } catch (err) {
-          throw new RestoreFailed((err as Error).message);
-        }
-      } else await coldBoot(vm, b.image, b.limits, b.driveIds);
+      if (b.snap) await restoreBoot(vm, b.snap, b.driveIds);
+      else await coldBoot(vm, b.image, b.limits, b.driveIds);
       const early = vm.vmm.exited.then((e) => {
         throw new Error(`Firecracker exited during boot: ${e.message}${vm.consoleLines.length ? `; console: ${vm.consoleLines.slice(-3).join(" | ")}` : ""}`);
       });
@@ -172,6 +168,7 @@ export class FirecrackerBackend implements Backend {
       const channel = new ControlChannel(ctlSock, b.egress ? ctx.egressSocket : null);
       channel.on("warning", (err) => log.warn(err.message));
       await Promise.race([channel.waitFor("hello", startupMs), early]);
+      sentStart = true;
       // SECURITY: secrets travel over vsock after boot (and after any restore), never in boot_args,
       // the image or a snapshot.
       channel.send(vmStartRequest(spec, ctx, mounts, b.egress));
@@ -192,6 +189,8 @@ export class FirecrackerBackend implements Backend {
       });
     } catch (err) {
       await vm.vmm.stop(0); // its cleanup removes the layout
+      // Up to the agent's hello, a restored VM has received nothing of the server: a cold boot may follow.
+      if (b.snap && !sentStart) throw new RestoreFailed((err as Error).message);
       throw err;
     }
   }
