@@ -51,7 +51,8 @@ describe("snapshot cache", () => {
 
   it("keys by image, firecracker binary, memory, vCPUs and drive count", () => {
     const k = snapshotKey(base);
-    expect(k).toMatch(/^[0-9a-f]{24}$/);
+    expect(k).toMatch(/^img1-[0-9a-f]{24}$/);
+    expect(() => snapshotKey({ ...base, imageId: "../x" })).toThrow(/invalid image id/);
     expect(snapshotKey({ ...base })).toBe(k);
     for (const v of [{ imageId: "img2" }, { memoryMiB: 1024 }, { cpus: 2 }, { drives: 3 }, { firecracker: { ...base.firecracker, mtimeMs: 6 } }]) {
       expect(snapshotKey({ ...base, ...v }), JSON.stringify(v)).not.toBe(k);
@@ -80,6 +81,24 @@ describe("snapshot cache", () => {
     expect(readdirSync(store.root)).toEqual(["k"]);
     store.remove("k");
     expect(store.get("k")).toBeNull();
+  });
+
+  it("prunes snapshots of images that are gone and staging dirs of dead processes, nothing else", () => {
+    const store = new SnapshotStore(join(tmp(), "snaps"));
+    const keep = snapshotKey(base);
+    const gone = snapshotKey({ ...base, imageId: "oldimg" });
+    for (const k of [keep, gone]) {
+      const st = store.staging(k);
+      writeFileSync(join(st, "v"), "v");
+      writeFileSync(join(st, "m"), "m");
+      store.install(k, st, join(st, "v"), join(st, "m"));
+    }
+    const fresh = store.staging("x");
+    expect(store.prune(new Set(["img1"]), Date.now())).toEqual([gone]);
+    expect(store.get(keep)).not.toBeNull();
+    expect(existsSync(fresh)).toBe(true);
+    expect(store.prune(new Set(["img1"]), Date.now() + 2 * 3600_000)).toEqual([fresh.split("/").pop()]);
+    expect(readdirSync(store.root)).toEqual([keep]);
   });
 });
 

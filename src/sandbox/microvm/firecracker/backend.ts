@@ -16,7 +16,7 @@ import { ControlChannel } from "../channel.js";
 import { guestEgressPlan, type GuestEgress } from "../egress-plan.js";
 import { commonVmGaps, imageFacts } from "../gaps.js";
 import { ImageLookup } from "../image-lookup.js";
-import { imageRoot, type GuestImage } from "../image/store.js";
+import { imageRoot, listImages, type GuestImage } from "../image/store.js";
 import { chooseAccel } from "../qemu/host.js";
 import { vmStartRequest } from "../start-request.js";
 import { vmSandbox } from "../vm-sandbox.js";
@@ -108,6 +108,8 @@ export class FirecrackerBackend implements Backend {
       if (host.jail && this.opts.warmStart !== false) {
         const key = snapshotKey({ imageId: image.manifest.id, firecracker: binaryFacts(host.firecracker), ...limits, drives: dirs.length });
         if (!this.brokenSnapshots.has(key)) {
+          const store = this.snapshots();
+          if (!store.get(key)) store.prune(new Set(listImages(dirname(image.dir)).map((i) => i.manifest.id)));
           try {
             const files = await ensureSnapshot(this.snapshots(), host.firecracker, host.jail, { key, image, ...limits, drives: dirs.length, bootMs: startupMs }, log);
             snap = { key, files };

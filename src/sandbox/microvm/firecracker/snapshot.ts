@@ -11,7 +11,7 @@
 // chroot makes the paths stable), announced to the guest with PATCH /drives.
 
 import { createHash } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { FirecrackerRequest } from "./config.js";
 
@@ -59,10 +59,12 @@ export interface SnapshotKeyInput {
   readonly drives: number;
 }
 
+/** `<image id>-<hash>`: the image id first, so snapshots of removed images can be pruned. */
 export function snapshotKey(k: SnapshotKeyInput): string {
+  if (!/^[A-Za-z0-9]{1,64}$/.test(k.imageId)) throw new Error(`invalid image id "${k.imageId}"`);
   const h = createHash("sha256");
   h.update(JSON.stringify({ f: SNAPSHOT_FORMAT, ...k }));
-  return h.digest("hex").slice(0, 24);
+  return `${k.imageId}-${h.digest("hex").slice(0, 24)}`;
 }
 
 export interface StoredSnapshot {
@@ -112,5 +114,22 @@ export class SnapshotStore {
 
   remove(key: string): void {
     rmSync(join(this.root, key), { recursive: true, force: true });
+  }
+
+  /**
+   * Removes snapshots of images that no longer exist (each holds a whole guest's memory) and
+   * staging directories left by a process that died more than an hour ago. Returns what it removed.
+   */
+  prune(liveImageIds: ReadonlySet<string>, now = Date.now()): string[] {
+    if (!existsSync(this.root)) return [];
+    const removed: string[] = [];
+    for (const name of readdirSync(this.root)) {
+      const m = /^([A-Za-z0-9]+)-[0-9a-f]{24}$/.exec(name);
+      const stale = m ? !liveImageIds.has(m[1]!) : name.startsWith(".") && now - statSync(join(this.root, name)).mtimeMs > 3600_000;
+      if (!stale) continue;
+      rmSync(join(this.root, name), { recursive: true, force: true });
+      removed.push(name);
+    }
+    return removed;
   }
 }
