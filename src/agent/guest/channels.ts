@@ -6,14 +6,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createReadStream, createWriteStream, openSync, read, readFileSync, writeSync } from "node:fs";
 import type { Readable, Writable } from "node:stream";
+import { PipeControl, type Bridge, type ControlTransport } from "./pipe-control.js";
 import { PORT_CONTROL, PORT_MCP, VSOCK_PORT_CONTROL, VSOCK_PORT_MCP } from "./protocol.js";
 import { findPorts } from "./system.js";
 
-export interface ControlTransport {
-  write(buf: Buffer): void;
-  /** Calls `onData` per chunk until the host goes away, then `onEnd` once. */
-  listen(onData: (chunk: Buffer) => void, onEnd: () => void): void;
-}
+export type { ControlTransport } from "./pipe-control.js";
 
 /**
  * The MCP channel as two streams the agent relays to the server's stdio pipes:
@@ -44,27 +41,22 @@ function safeRead(path: string): string {
 
 export async function openChannels(): Promise<Channels> {
   if (channelMode() === "vsock") {
-    const ctl = socatListen(VSOCK_PORT_CONTROL);
+    // Bounded, with backpressure, and able to listen again after a snapshot restore reset the connection.
+    const control = new PipeControl(() => socatBridge(VSOCK_PORT_CONTROL));
     const mcp = socatListen(VSOCK_PORT_MCP);
-    return {
-      control: {
-        write: (buf) => void ctl.stdin!.write(buf),
-        listen: (onData, onEnd) => {
-          ctl.stdout!.on("data", onData);
-          ctl.stdout!.once("end", onEnd);
-        },
-      },
-      mcp: { stdin: mcp.stdin!, stdout: mcp.stdout! },
-    };
+    return { control, mcp: { stdin: mcp.stdin!, stdout: mcp.stdout! } };
   }
   const ports = await findPorts([PORT_CONTROL, PORT_MCP], 15_000);
   const fd = openSync(ports.get(PORT_CONTROL)!, "r+");
   return {
     control: {
+      // Synchronous: a congested port blocks the agent here; nothing is ever queued.
       write: (buf) => {
         let off = 0;
         while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+        return true;
       },
+      onDrain: () => {},
       listen: (onData, onEnd) => {
         const buf = Buffer.alloc(64 * 1024);
         const loop = () =>
@@ -94,6 +86,11 @@ function portStreams(path: string): McpTransport {
     stdout: createReadStream("", { fd, autoClose: false, highWaterMark: 64 * 1024 }),
     stdin: createWriteStream("", { fd, autoClose: false }),
   };
+}
+
+function socatBridge(port: number): Bridge {
+  const child = socatListen(port);
+  return { stdin: child.stdin!, stdout: child.stdout!, kill: () => void child.kill("SIGKILL") };
 }
 
 function socatListen(port: number): ChildProcess {

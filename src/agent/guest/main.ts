@@ -22,9 +22,12 @@ import {
   type GuestMessage,
   type HostMessage,
 } from "./protocol.js";
-import { kernelRelease, loadModules, mountShare, mountTmpfs, powerOff } from "./system.js";
+import { kernelRelease, loadModules, mixEntropy, mountShare, mountTmpfs, powerOff, prepareBlockDevices } from "./system.js";
 
 type StartRequest = Extract<HostMessage, { t: "start" }>;
+
+/** How often the control channel may come back before a start request (each restore needs one). */
+const MAX_RELISTENS = 16;
 
 const say = (msg: string) => process.stderr.write(`nucleus-agent: ${msg}\n`);
 
@@ -36,11 +39,13 @@ async function main(): Promise<void> {
   const send = (msg: GuestMessage) => control.write(encodeFrame(STREAM_CONTROL, FrameType.control, JSON.stringify(msg)));
   send({ t: "hello", version: AGENT_PROTOCOL_VERSION, kernel: kernelRelease() });
 
-  // The control transport writes synchronously: a congested channel blocks here, it never buffers.
+  // virtio-serial writes synchronously (a congested port blocks here); the vsock bridge reports
+  // congestion and the mux pauses its sockets until the bridge drains. Neither buffers without bound.
   const mux = new EgressMux({
-    write: (frame) => (control.write(frame), true),
+    write: (frame) => control.write(frame),
     onViolation: (message) => say(`egress: ${message}`),
   });
+  control.onDrain(() => mux.drained());
 
   let child: ChildProcess | null = null;
   let starting = false;
@@ -92,7 +97,8 @@ async function main(): Promise<void> {
     }
   };
 
-  const decoder = new FrameDecoder();
+  let decoder = new FrameDecoder();
+  let relistens = 0;
   control.listen(
     (chunk) => {
       for (const f of decoder.push(chunk)) {
@@ -101,6 +107,17 @@ async function main(): Promise<void> {
       }
     },
     () => {
+      // Bounded: a bridge that cannot listen at all (socat missing) must not respawn forever.
+      if (!starting && control.relisten && relistens++ < MAX_RELISTENS) {
+        // Before the start request the connection may end without the host being gone: a
+        // snapshot was taken (Firecracker resets vsock connections on restore). Listen again and
+        // greet whoever connects next; nothing about a server has reached this guest yet.
+        say("the host's control connection ended before a start request; listening again");
+        decoder = new FrameDecoder();
+        control.relisten();
+        send({ t: "hello", version: AGENT_PROTOCOL_VERSION, kernel: kernelRelease() });
+        return;
+      }
       say("the host closed the control channel; powering off");
       mux.closeAll();
       child?.kill("SIGKILL");
@@ -110,7 +127,14 @@ async function main(): Promise<void> {
 }
 
 function start(msg: StartRequest, mcp: McpTransport, control: ControlTransport): ChildProcess {
+  // SECURITY: a guest restored from a snapshot shares its RNG state with every other clone of it;
+  // the host's fresh bytes are mixed into the pool before the server (and its TLS) starts.
+  if (msg.entropy) mixEntropy(Buffer.from(msg.entropy, "base64"));
   mountTmpfs("/tmp", msg.tmpMiB);
+  // Block devices (Firecracker) may have been swapped under a restored guest: wait for their new
+  // sizes, then drop whatever the kernel cached of the placeholder images at boot.
+  const blocks = msg.mounts.filter((m) => m.kind === "block");
+  if (blocks.length > 0) prepareBlockDevices(blocks);
   // Parents before children, so a grant inside a code dir lands on top of it.
   for (const m of [...msg.mounts].sort((a, b) => a.path.length - b.path.length)) mountShare(m);
   const env: Record<string, string> = { ...msg.env };
@@ -130,10 +154,15 @@ function start(msg: StartRequest, mcp: McpTransport, control: ControlTransport):
   child.stdin!.on("error", () => {}); // EPIPE once the server is gone
   mcp.stdout.pipe(child.stdin!);
   child.stdout!.pipe(mcp.stdin, { end: false });
-  child.stderr!.on("data", (chunk: Buffer) => {
+  // Backpressure: a congested control channel pauses the server's stderr (it then blocks writing it).
+  const stderr = child.stderr!;
+  control.onDrain(() => stderr.resume());
+  stderr.on("data", (chunk: Buffer) => {
+    let ok = true;
     for (let off = 0; off < chunk.length; off += 60_000) {
-      control.write(encodeFrame(STREAM_STDERR, FrameType.data, chunk.subarray(off, off + 60_000)));
+      ok = control.write(encodeFrame(STREAM_STDERR, FrameType.data, chunk.subarray(off, off + 60_000))) && ok;
     }
+    if (!ok) stderr.pause();
   });
   return child;
 }

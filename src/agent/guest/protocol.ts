@@ -27,6 +27,8 @@ export interface MountRequest {
   readonly writable: boolean;
   /** Code directories may be cached aggressively; granted paths are not. */
   readonly cache: "loose" | "none";
+  /** Block devices: the image's size in bytes; the agent waits until the device shows it (restored guests). */
+  readonly sizeBytes?: number;
 }
 
 export interface SecretDelivery {
@@ -60,6 +62,8 @@ export type HostMessage =
       readonly tmpMiB: number;
       /** Absent or null: the server has network = "none" and the guest gets no listener. */
       readonly egress?: EgressPlan | null;
+      /** Base64 random bytes from the host, mixed into the guest's RNG (clones of a snapshot share its state). */
+      readonly entropy?: string;
     }
   | { readonly t: "shutdown"; readonly graceMs: number };
 

@@ -3,7 +3,7 @@
 // Not responsible for the protocol. No imports outside src/agent/guest.
 
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import type { MountRequest } from "./protocol.js";
 
 export const BUSYBOX = "/bin/busybox";
@@ -40,6 +40,38 @@ export function mountShare(m: MountRequest): void {
   } else {
     busybox(["mount", "-t", "ext4", "-o", `${rw},nodev,nosuid`, m.source, m.path]);
   }
+}
+
+/** Mix bytes into the kernel's entropy pool (uncredited: it only ever adds unpredictability). */
+export function mixEntropy(bytes: Buffer, dev = "/dev/urandom"): void {
+  if (bytes.length > 0) writeFileSync(dev, bytes);
+}
+
+/**
+ * Before mounting block devices: wait (bounded) until each shows the size the host announced —
+ * after a snapshot restore the host swaps the images and the guest learns the new sizes through a
+ * config-change interrupt — then drop the page cache, which may still hold blocks the kernel read
+ * from the placeholder images when it probed them at boot.
+ */
+export function prepareBlockDevices(mounts: readonly MountRequest[], timeoutMs = 5000): void {
+  const deadline = Date.now() + timeoutMs;
+  for (const m of mounts) {
+    if (m.sizeBytes === undefined) continue;
+    const sysSize = `/sys/class/block/${m.source.replace(/^\/dev\//, "")}/size`;
+    for (;;) {
+      let sectors = -1;
+      try {
+        sectors = Number(readFileSync(sysSize, "utf8").trim());
+      } catch {
+        /* not there yet */
+      }
+      if (sectors * 512 === m.sizeBytes) break;
+      if (Date.now() > deadline) throw new Error(`${m.source} shows ${sectors * 512} bytes, not the ${m.sizeBytes} of its image`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
+  spawnSync(BUSYBOX, ["sync"]);
+  writeFileSync("/proc/sys/vm/drop_caches", "3");
 }
 
 /** Map virtio-serial port names to their device nodes, waiting until `names` exist. */

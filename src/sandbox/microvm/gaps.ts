@@ -13,7 +13,7 @@ export function minimumMemoryMiB(initramfsBytes: number): number {
   return Math.ceil(initramfsBytes / 1048576) + 160;
 }
 
-/** `egress`: the backend relays the guest's egress streams to the server's proxy (QEMU does; Firecracker not yet). */
+/** `egress`: the backend relays the guest's egress streams to the server's proxy (QEMU and Firecracker do). */
 export function commonVmGaps(
   spec: ServerSpec,
   backend: string,

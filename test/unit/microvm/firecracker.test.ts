@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage } from "node:http";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -153,6 +153,12 @@ describe("jailer and drive builders", () => {
     const plan = buildJailerArgv({ jailer: "/usr/bin/jailer", firecracker: "/usr/bin/firecracker", id: "srv-1", uid: 10001, gid: 10001, chrootBase: "/srv/jail", cgroupVersion: 2, memoryMiB: 512, cpus: 1 });
     expect(plan.argv).toMatchSnapshot();
     expect(plan.chrootRoot).toBe("/srv/jail/firecracker/srv-1/root");
+    expect(plan.cgroupDirs).toEqual(["/sys/fs/cgroup/firecracker/srv-1"]);
+    // The jailer names the chroot and the cgroup after the exec file, whatever it is called.
+    const versioned = buildJailerArgv({ jailer: "/opt/fc/jailer", firecracker: "/opt/fc/firecracker-v1.12.0-x86_64", id: "a", uid: 1, gid: 1, chrootBase: "/j", cgroupVersion: 1, memoryMiB: 256, cpus: 1 });
+    expect(versioned.chrootRoot).toBe("/j/firecracker-v1.12.0-x86_64/a/root");
+    expect(versioned.cgroupDirs).toEqual(["/sys/fs/cgroup/memory/firecracker-v1.12.0-x86_64/a"]);
+    expect(versioned.argv).toContain("memory.limit_in_bytes=335544320");
     expect(plan.argv).not.toContain("--no-seccomp");
     expect(() => buildJailerArgv({ jailer: "j", firecracker: "f", id: "x", uid: 0, gid: 1, chrootBase: "/j", cgroupVersion: 2, memoryMiB: 1, cpus: 1 })).toThrow(/non-root/);
     expect(() => buildJailerArgv({ jailer: "j", firecracker: "f", id: "../x", uid: 1, gid: 1, chrootBase: "/j", cgroupVersion: 2, memoryMiB: 1, cpus: 1 })).toThrow(/invalid VM id/);
@@ -160,28 +166,5 @@ describe("jailer and drive builders", () => {
 
   it("builds ext4 images without a journal from a directory", () => {
     expect(mkfsArgv("mkfs.ext4", "/src", "/out.img", 20480, "d0")).toEqual(["mkfs.ext4", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-L", "d0", "-E", "root_owner=0:0", "-d", "/src", "/out.img", "20480k"]);
-  });
-});
-
-describe("Firecracker file layout", () => {
-  it.skipIf(process.getuid?.() !== 0)("stages the kernel, initramfs and drives into the jail's chroot and points the API at them (needs root, as the jailer does)", async () => {
-    const { jailedLayout, directLayout } = await import("../../../src/sandbox/microvm/firecracker/layout.js");
-    const src = tmp();
-    const base = tmp();
-    for (const f of ["vmlinux", "initramfs.cpio", "d0.ext4"]) writeFileSync(join(src, f), f);
-    const lay = jailedLayout({ jailer: "/usr/bin/jailer", uid: 10001, gid: 10001, chrootBase: base, cgroupVersion: 2 }, "/usr/bin/firecracker", "vm-1", ["vmlinux", "initramfs.cpio", "d0.ext4"].map((f) => join(src, f)), { memoryMiB: 256, cpus: 1 });
-    const root = join(base, "firecracker", "vm-1", "root");
-    expect(readFileSync(join(root, "d0.ext4"), "utf8")).toBe("d0.ext4");
-    // Readable by the jail's user, writable by nobody but root: the cached image must not change.
-    expect(statSync(join(root, "vmlinux")).uid).toBe(0);
-    expect(statSync(join(root, "vmlinux")).mode & 0o777).toBe(0o644);
-    expect(lay.inVm(join(src, "vmlinux"))).toBe("/vmlinux");
-    expect(lay.vsockInVm).toBe("/vsock.sock");
-    expect(lay.apiSocket).toBe(join(root, "run", "firecracker.socket"));
-    lay.cleanup();
-    expect(existsSync(join(base, "firecracker", "vm-1"))).toBe(false);
-    const direct = directLayout("/usr/bin/firecracker", "/run/x");
-    expect(direct.argv).toEqual(["/usr/bin/firecracker", "--api-sock", "/run/x/api.sock"]);
-    expect(direct.inVm("/a/b")).toBe("/a/b");
   });
 });

@@ -1,66 +1,72 @@
 // The Firecracker backend: every server in its own Firecracker microVM (KVM
-// only), configured through the API socket, with the guest agent reached over
-// hybrid vsock (control and MCP ports) and granted paths as read-only ext4
-// drives. Not responsible for the request bodies (config.ts) or the jailer argv.
+// only), run under the jailer (chroot, unprivileged user, own cgroup),
+// configured through the API socket — cold, or restored from a snapshot of an
+// idle guest (warm start) — with the guest agent reached over hybrid vsock and
+// granted paths as read-only ext4 drives. Not responsible for the request
+// bodies (config.ts, snapshot.ts), the jailer argv or the staging (layout.ts).
 
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { ServerSpec } from "../../../config/spec.js";
 import { NucleusError, refused } from "../../../errors.js";
+import type { Logger } from "../../../log.js";
 import type { Backend, Gap, LaunchContext, ProbeResult, Sandbox } from "../../backend.js";
-import { baseServerEnv } from "../../env.js";
-import { spawnSandbox } from "../../process.js";
-import { whichSync } from "../../which.js";
 import { VSOCK_PORT_CONTROL, VSOCK_PORT_MCP, type MountRequest } from "../../../agent/guest/protocol.js";
 import { ControlChannel } from "../channel.js";
+import { guestEgressPlan, type GuestEgress } from "../egress-plan.js";
 import { commonVmGaps, imageFacts } from "../gaps.js";
 import { ImageLookup } from "../image-lookup.js";
+import { imageRoot, listImages, type GuestImage } from "../image/store.js";
 import { chooseAccel } from "../qemu/host.js";
+import { vmStartRequest } from "../start-request.js";
 import { vmSandbox } from "../vm-sandbox.js";
-import { FirecrackerApi } from "./api.js";
-import { buildFirecrackerRequests } from "./config.js";
 import { buildReadOnlyDrive } from "./drives.js";
+import { findFirecracker, type FirecrackerHost, type FirecrackerHostOptions, type JailSetup } from "./host.js";
+import { SnapshotStore, snapshotKey, type StoredSnapshot } from "./snapshot.js";
+import { coldBoot, newLayout, restoreBoot, spawnVmm, type FcVm } from "./vm.js";
 import { connectVsockWhenReady } from "./vsock.js";
-import { directLayout, jailedLayout, type FcLayout, type JailConfig } from "./layout.js";
+import { ensureSnapshot } from "./warm.js";
 
-export interface FirecrackerBackendOptions {
-  /** Default: $NUCLEUS_FIRECRACKER_BIN, then `firecracker` on PATH. */
-  readonly firecracker?: string;
+export interface FirecrackerBackendOptions extends FirecrackerHostOptions {
   readonly imageRoot?: string;
-  readonly env?: NodeJS.ProcessEnv;
-  /** Run Firecracker under the jailer (needs root to set up; recommended in production). */
-  readonly jailer?: JailConfig;
+  /** Restore servers from a snapshot of an idle guest (default: true; only under the jailer). */
+  readonly warmStart?: boolean;
+  /** Default: <cache>/nucleus/firecracker-snapshots. */
+  readonly snapshotRoot?: string;
 }
 
 export class FirecrackerBackend implements Backend {
   readonly name = "firecracker" as const;
   private readonly images: ImageLookup;
+  private readonly cacheRoot: string;
+  /** Snapshot keys that failed to be taken or restored in this process: those servers boot cold. */
+  private readonly brokenSnapshots = new Set<string>();
 
   constructor(private readonly opts: FirecrackerBackendOptions = {}) {
     this.images = new ImageLookup(opts.imageRoot);
+    this.cacheRoot = dirname(opts.imageRoot ?? imageRoot(opts.env));
   }
 
-  private binary(): string | null {
-    const env = this.opts.env ?? process.env;
-    return this.opts.firecracker ?? (env.NUCLEUS_FIRECRACKER_BIN || null) ?? whichSync("firecracker", env.PATH);
+  private host(): FirecrackerHost {
+    return findFirecracker(this.opts, { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 }, this.cacheRoot);
   }
 
   async probe(): Promise<ProbeResult> {
     const hints: string[] = [];
     const kvm = chooseAccel({}).accel === "kvm";
-    const bin = this.binary();
+    const host = this.host();
     const image = await this.images.hasImage();
     if (!kvm) hints.push("Firecracker needs KVM: a host with hardware virtualization and read-write access to /dev/kvm");
-    if (!bin) hints.push("install Firecracker and set NUCLEUS_FIRECRACKER_BIN to its path");
+    if (!host.ok) hints.push(host.hint);
     if (!image) hints.push("build the guest image: `nucleus image build`");
-    const missing = [!kvm && "usable KVM", !bin && "the firecracker binary", !image && "a guest image"].filter(Boolean);
+    const missing = [!kvm && "usable KVM", !host.ok && host.missing, !image && "a guest image"].filter((m): m is string => typeof m === "string");
     if (missing.length > 0) return { available: false, reason: `Firecracker needs ${missing.length > 1 ? `${missing.slice(0, -1).join(", ")} and ${missing[missing.length - 1]}` : missing[0]}`, hints };
-    return { available: true, reason: `${bin} with KVM`, hints };
+    const how = host.ok && host.jail ? `under the jailer ${host.jail.jailer} as uid ${host.jail.uid}` : "WITHOUT the jailer (NUCLEUS_FIRECRACKER_INSECURE_NO_JAILER)";
+    return { available: true, reason: `${host.ok ? host.firecracker : "firecracker"} with KVM, ${how}`, hints };
   }
 
   async gaps(spec: ServerSpec): Promise<Gap[]> {
-    const gaps = commonVmGaps(spec, "firecracker", imageFacts(await this.images.current()));
+    const gaps = commonVmGaps(spec, "firecracker", imageFacts(await this.images.current()), { egress: true });
     spec.paths.forEach((g, i) => {
       if (g.writable) {
         gaps.push({
@@ -78,106 +84,139 @@ export class FirecrackerBackend implements Backend {
     if (gaps.length > 0) throw refused(gaps[0]!.message, gaps[0]!.hint);
     const argv0 = spec.launch.argv[0];
     if (!argv0) throw new NucleusError("SANDBOX_START_FAILED", `server "${spec.name}" has no resolved command`);
-    const bin = this.binary();
-    if (!bin || chooseAccel({}).accel !== "kvm") {
-      throw new NucleusError("BACKEND_UNAVAILABLE", "the Firecracker backend needs KVM and the firecracker binary", { hint: "set NUCLEUS_FIRECRACKER_BIN, or use backend = \"qemu\"" });
+    const egress = guestEgressPlan(spec, ctx);
+    const host = this.host();
+    if (!host.ok || chooseAccel({}).accel !== "kvm") {
+      const why = host.ok ? "usable KVM" : host.missing;
+      throw new NucleusError("BACKEND_UNAVAILABLE", `the Firecracker backend needs ${why}`, { hint: host.ok ? 'use backend = "qemu" on hosts without KVM' : host.hint });
     }
     const image = await this.images.require(spec.name, argv0);
     if (!image.manifest.vsockBridge) {
       throw new NucleusError("BACKEND_UNAVAILABLE", `guest image ${image.manifest.id} has no vsock bridge (socat)`, { hint: "install socat and run `nucleus image build` again" });
     }
     const log = ctx.log.child({ server: spec.name, backend: "firecracker" });
-    const runDir = mkdtempSync(join(tmpdir(), "nucleus-fc-"));
-    let layout: FcLayout | null = null;
-    const cleanupHost = () => {
-      layout?.cleanup();
-      rmSync(runDir, { recursive: true, force: true });
-    };
+    const limits = { memoryMiB: spec.limits.memoryMiB, cpus: spec.limits.cpus };
+    // Code dirs and granted paths become read-only drives /dev/vda, /dev/vdb, … in this order.
+    const granted = new Set(spec.paths.map((g) => g.path));
+    const dirs = [...spec.launch.codeDirs.filter((d) => !granted.has(d)).map((d) => ({ path: d, code: true })), ...spec.paths.map((g) => ({ path: g.path, code: false }))];
+    const driveIds = dirs.map((_, i) => `d${i}`);
+    const startupMs = spec.timeouts.startupMs;
+
+    // Warm start needs paths that are the same in every VM: the jailer's chroot gives them.
     try {
-      // Code dirs and granted paths become read-only drives /dev/vda, /dev/vdb, … in this order.
-      const granted = new Set(spec.paths.map((g) => g.path));
-      const dirs = [...spec.launch.codeDirs.filter((d) => !granted.has(d)).map((d) => ({ path: d, code: true })), ...spec.paths.map((g) => ({ path: g.path, code: false }))];
-      const drives = dirs.map((d, i) => ({ id: `d${i}`, image: join(runDir, `d${i}.ext4`), ...d }));
-      for (const d of drives) buildReadOnlyDrive(d.path, d.image, d.id);
-      const mounts: MountRequest[] = drives.map((d, i) => ({
-        source: `/dev/vd${String.fromCharCode(97 + i)}`,
-        kind: "block",
-        path: d.path,
-        writable: false,
-        cache: d.code ? "loose" : "none",
-      }));
-      const lay: FcLayout = this.opts.jailer
-        ? jailedLayout(this.opts.jailer, bin, `nucleus-${runDir.slice(-6).replace(/[^A-Za-z0-9]/g, "x")}`, [image.kernel, image.initramfs, ...drives.map((d) => d.image)], spec.limits)
-        : directLayout(bin, runDir);
-      layout = lay;
-      const apiSocket = lay.apiSocket;
-      const vsockUds = lay.vsockHost;
-      const vmm = await spawnSandbox({
-        serverName: spec.name,
-        backend: "firecracker",
-        argv: lay.argv,
-        env: {},
-        defaultGraceMs: spec.timeouts.shutdownGraceMs,
-        cleanup: async () => cleanupHost(),
-      });
-      const consoleLines: string[] = [];
-      vmm.stdout.on("data", (d: Buffer) => {
-        for (const line of d.toString("utf8").split(/\r?\n/)) {
-          if (!line.trim()) continue;
-          consoleLines.push(line);
-          if (consoleLines.length > 50) consoleLines.shift();
-          log.debug("guest console", { line });
+      let snap: { key: string; files: StoredSnapshot } | null = null;
+      if (host.jail && this.opts.warmStart !== false) {
+        const key = snapshotKey({ imageId: image.manifest.id, firecracker: binaryFacts(host.firecracker), ...limits, drives: dirs.length });
+        if (!this.brokenSnapshots.has(key)) {
+          const store = this.snapshots();
+          if (!store.get(key)) store.prune(new Set(listImages(dirname(image.dir)).map((i) => i.manifest.id)));
+          try {
+            const files = await ensureSnapshot(this.snapshots(), host.firecracker, host.jail, { key, image, ...limits, drives: dirs.length, bootMs: startupMs }, log);
+            snap = { key, files };
+          } catch (err) {
+            // A warm start is only faster: without a snapshot the server boots cold.
+            this.brokenSnapshots.add(key);
+            log.warn("could not take a Firecracker snapshot; booting cold", { error: (err as Error).message });
+          }
         }
-      });
+      }
+      const run = (s: StoredSnapshot | null) => this.boot(spec, ctx, { host: { firecracker: host.firecracker, jail: host.jail }, image, dirs, driveIds, limits, egress, snap: s }, log);
+      if (!snap) return await run(null);
       try {
-        for (let i = 0; !existsSync(apiSocket); i++) {
-          if (i > 100) throw new Error("Firecracker did not create its API socket within 5 s");
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        const requests = buildFirecrackerRequests({
-          kernel: lay.inVm(image.kernel),
-          initramfs: lay.inVm(image.initramfs),
-          memoryMiB: spec.limits.memoryMiB,
-          cpus: spec.limits.cpus,
-          vsockUds: lay.vsockInVm,
-          drives: drives.map((d) => ({ id: d.id, image: lay.inVm(d.image) })),
-        });
-        await new FirecrackerApi(apiSocket).sendAll(requests);
-        const ctlSock = await connectVsockWhenReady(vsockUds, VSOCK_PORT_CONTROL, spec.timeouts.startupMs);
-        const channel = new ControlChannel(ctlSock);
-        await channel.waitFor("hello", spec.timeouts.startupMs);
-        // SECURITY: secrets travel over vsock after boot, never in boot_args or the image.
-        channel.send({
-          t: "start",
-          argv: spec.launch.argv,
-          env: { ...baseServerEnv("/tmp"), ...spec.launch.env },
-          cwd: spec.launch.cwd,
-          mounts,
-          secrets: [...ctx.secrets].map(([target, s]) => ({ target, as: s.as, value: s.value })),
-          tmpMiB: spec.limits.tmpMiB,
-        });
-        await channel.waitFor("started", spec.timeouts.startupMs);
-        const mcp = await connectVsockWhenReady(vsockUds, VSOCK_PORT_MCP, spec.timeouts.startupMs);
-        mcp.on("error", () => {});
-        log.info("server started in a Firecracker microVM");
-        return vmSandbox({
-          backend: "firecracker",
-          serverName: spec.name,
-          vmm,
-          channel,
-          mcp: { stdin: mcp, stdout: mcp },
-          defaultGraceMs: spec.timeouts.shutdownGraceMs,
-          consoleTail: () => consoleLines,
-          details: { ...vmm.details, image: image.manifest.id, runDir },
-        });
+        return await run(snap.files);
       } catch (err) {
-        await vmm.stop(0);
-        throw err;
+        if (!(err instanceof RestoreFailed)) throw err;
+        // Nothing of the server reached that VM yet (the restore failed before the start request).
+        this.brokenSnapshots.add(snap.key);
+        this.snapshots().remove(snap.key);
+        log.warn("could not restore the Firecracker snapshot; booting cold", { error: err.message });
+        return await run(null);
       }
     } catch (err) {
-      cleanupHost();
       if (err instanceof NucleusError) throw err;
-      throw new NucleusError("SANDBOX_START_FAILED", `server "${spec.name}" could not start in a Firecracker microVM: ${(err as Error).message}`, { cause: err });
+      throw new NucleusError("SANDBOX_START_FAILED", `server "${spec.name}" could not start in a Firecracker microVM: ${(err as Error).message}`, {
+        hint: "run with --log-level debug to see the guest console",
+        cause: err,
+      });
     }
   }
+
+  private async boot(spec: ServerSpec, ctx: LaunchContext, b: BootPlan, log: Logger): Promise<Sandbox> {
+    const startupMs = spec.timeouts.startupMs;
+    const { layout, id } = newLayout(b.host.firecracker, b.host.jail, b.limits);
+    let vm: FcVm;
+    let mounts: MountRequest[];
+    try {
+      mounts = b.dirs.map((d, i) => {
+        const file = join(layout.dir, `${b.driveIds[i]}.ext4`);
+        buildReadOnlyDrive(d.path, file, b.driveIds[i]!);
+        return { source: `/dev/vd${String.fromCharCode(97 + i)}`, kind: "block", path: d.path, writable: false, cache: d.code ? "loose" : "none", sizeBytes: statSync(file).size };
+      });
+      vm = await spawnVmm(spec.name, layout, id, spec.timeouts.shutdownGraceMs, log);
+    } catch (err) {
+      layout.cleanup();
+      throw err;
+    }
+    let sentStart = false;
+    try {
+      if (b.snap) await restoreBoot(vm, b.snap, b.driveIds);
+      else await coldBoot(vm, b.image, b.limits, b.driveIds);
+      const early = vm.vmm.exited.then((e) => {
+        throw new Error(`Firecracker exited during boot: ${e.message}${vm.consoleLines.length ? `; console: ${vm.consoleLines.slice(-3).join(" | ")}` : ""}`);
+      });
+      early.catch(() => {});
+      const ctlSock = await Promise.race([connectVsockWhenReady(layout.vsockHost, VSOCK_PORT_CONTROL, startupMs), early]);
+      // SECURITY: the guest's egress streams reach this server's own proxy socket, nothing else.
+      const channel = new ControlChannel(ctlSock, b.egress ? ctx.egressSocket : null);
+      channel.on("warning", (err) => log.warn(err.message));
+      await Promise.race([channel.waitFor("hello", startupMs), early]);
+      sentStart = true;
+      // SECURITY: secrets travel over vsock after boot (and after any restore), never in boot_args,
+      // the image or a snapshot.
+      channel.send(vmStartRequest(spec, ctx, mounts, b.egress));
+      await Promise.race([channel.waitFor("started", startupMs), early]);
+      const mcp = await Promise.race([connectVsockWhenReady(layout.vsockHost, VSOCK_PORT_MCP, startupMs), early]);
+      mcp.on("error", () => {});
+      const start = b.snap ? "restored" : "cold";
+      log.info("server started in a Firecracker microVM", { start, jailer: b.host.jail !== null });
+      return vmSandbox({
+        backend: "firecracker",
+        serverName: spec.name,
+        vmm: vm.vmm,
+        channel,
+        mcp: { stdin: mcp, stdout: mcp },
+        defaultGraceMs: spec.timeouts.shutdownGraceMs,
+        consoleTail: () => vm.consoleLines,
+        details: { ...vm.vmm.details, image: b.image.manifest.id, dir: layout.dir, start, jailer: b.host.jail ? "yes" : "no" },
+      });
+    } catch (err) {
+      await vm.vmm.stop(0); // its cleanup removes the layout
+      // Up to the agent's hello, a restored VM has received nothing of the server: a cold boot may follow.
+      if (b.snap && !sentStart) throw new RestoreFailed((err as Error).message);
+      throw err;
+    }
+  }
+
+  private snapshots(): SnapshotStore {
+    return new SnapshotStore(this.opts.snapshotRoot ?? join(this.cacheRoot, "firecracker-snapshots"));
+  }
 }
+
+/** The snapshot could not be restored; nothing of the server reached the VM. */
+class RestoreFailed extends Error {}
+
+interface BootPlan {
+  readonly host: { readonly firecracker: string; readonly jail: JailSetup | null };
+  readonly image: GuestImage;
+  readonly dirs: readonly { readonly path: string; readonly code: boolean }[];
+  readonly driveIds: readonly string[];
+  readonly limits: { readonly memoryMiB: number; readonly cpus: number };
+  readonly egress: GuestEgress | null;
+  readonly snap: StoredSnapshot | null;
+}
+
+function binaryFacts(path: string): { path: string; size: number; mtimeMs: number } {
+  const st = statSync(path);
+  return { path, size: st.size, mtimeMs: Math.floor(st.mtimeMs) };
+}
+

@@ -9,7 +9,6 @@ import { join } from "node:path";
 import type { ServerSpec } from "../../../config/spec.js";
 import { NucleusError, refused } from "../../../errors.js";
 import type { Backend, Gap, LaunchContext, ProbeResult, Sandbox } from "../../backend.js";
-import { baseServerEnv } from "../../env.js";
 import { spawnSandbox } from "../../process.js";
 import { inaccessibleTo, runAsPrefix, type RunAs } from "../../run-as.js";
 import { whichSync } from "../../which.js";
@@ -24,6 +23,7 @@ import { checkRunAsAccess } from "./run-as-access.js";
 import { createRunDir, openRunDirTo, sweepStaleRunDirs } from "./run-dir.js";
 import type { MountRequest } from "../../../agent/guest/protocol.js";
 import { guestEgressPlan } from "../egress-plan.js";
+import { vmStartRequest } from "../start-request.js";
 
 export interface QemuBackendOptions {
   readonly qemu?: string;
@@ -205,19 +205,8 @@ export class QemuBackend implements Backend {
       channel.on("warning", (err) => log.warn(err.message));
       try {
         await Promise.race([channel.waitFor("hello", bootMs), early]);
-        const env: Record<string, string> = { ...baseServerEnv("/tmp"), ...spec.launch.env, ...(egress?.env ?? {}) };
-        // SECURITY: secrets go over the control channel now, after boot — never on the kernel
-        // command line, in the image or in QEMU's argv.
-        channel.send({
-          t: "start",
-          argv: spec.launch.argv,
-          env,
-          cwd: spec.launch.cwd,
-          mounts,
-          secrets: [...ctx.secrets].map(([target, s]) => ({ target, as: s.as, value: s.value })),
-          tmpMiB: spec.limits.tmpMiB,
-          egress: egress?.plan ?? null,
-        });
+        // SECURITY: secrets go over the control channel now, after boot (see vmStartRequest).
+        channel.send(vmStartRequest(spec, ctx, mounts, egress));
         await Promise.race([channel.waitFor("started", spec.timeouts.startupMs), early]);
       } catch (err) {
         await vmm.stop(0);
