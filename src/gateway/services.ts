@@ -63,7 +63,7 @@ export function boundedAudit(auditLog: Pick<AuditLog, "append">, log: Logger, ma
 
 /** Every backend built into this gateway; selection picks among them per server. */
 export function defaultBackends(runAs: { uid: number; gid: number } | null = null): Backend[] {
-  return [new FirecrackerBackend(), new QemuBackend(runAs ? { runAs } : {}), new BubblewrapBackend(runAs ? { runAs } : {}), new UnsandboxedBackend()];
+  return [new FirecrackerBackend(runAs ? { runAs } : {}), new QemuBackend(runAs ? { runAs } : {}), new BubblewrapBackend(runAs ? { runAs } : {}), new UnsandboxedBackend()];
 }
 
 export async function createServices(
