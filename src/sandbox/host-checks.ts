@@ -10,6 +10,8 @@ import { buildSeccompFilter } from "./seccomp/filter.js";
 import { seccompArchOf } from "./seccomp/syscalls.js";
 import { kvmStatus } from "./kvm.js";
 import { whichSync } from "./which.js";
+import { dirname } from "node:path";
+import { findFirecracker, imageRoot } from "./microvm/index.js";
 
 export type CheckStatus = "ok" | "warn" | "fail" | "info";
 
@@ -96,9 +98,21 @@ export async function hostChecks(): Promise<HostCheck[]> {
   const kvmInfo = kvmStatus();
   const kvm = kvmInfo.usable;
   out.push({ name: "kvm", status: kvm ? "ok" : "info", detail: kvm ? kvmInfo.reason : `${kvmInfo.reason} (QEMU runs with TCG only when named)`, fix: kvm ? "" : "enable virtualisation, load kvm_intel/kvm_amd, and add yourself to the kvm group" });
-  const fc = whichSync("firecracker");
-  out.push({ name: "firecracker", status: fc && kvm ? "ok" : "info", detail: fc ? (kvm ? fc : `${fc} (needs KVM)`) : "not installed", fix: fc ? "" : "install the firecracker release binary (needs KVM)" });
+  out.push(firecrackerCheck(kvm));
   return out;
+}
+
+/** The firecracker binary, its jailer, root and the jail user (run_as, from the config: not known here). */
+export function firecrackerCheck(kvm: boolean, env: NodeJS.ProcessEnv = process.env): HostCheck {
+  const fc = findFirecracker({ env }, { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 }, dirname(imageRoot(env)));
+  if (!fc.ok && fc.missing === "the firecracker binary") {
+    return { name: "firecracker", status: "info", detail: "not installed", fix: "install the firecracker release binary and its jailer (needs KVM)" };
+  }
+  if (!kvm) return { name: "firecracker", status: "info", detail: "installed, but needs KVM", fix: "enable virtualisation (see kvm above)" };
+  if (fc.ok) return { name: "firecracker", status: "ok", detail: fc.jail ? `${fc.firecracker} under ${fc.jail.jailer}` : `${fc.firecracker} WITHOUT the jailer (NUCLEUS_FIRECRACKER_INSECURE_NO_JAILER=1)`, fix: "" };
+  // A root gateway names its jail user in the config ([gateway] run_as), which doctor does not read.
+  if (fc.missing === "an unprivileged user for the jailer") return { name: "firecracker", status: "ok", detail: "installed with its jailer; needs [gateway] run_as in the config", fix: "" };
+  return { name: "firecracker", status: "info", detail: `needs ${fc.missing}`, fix: fc.hint };
 }
 
 /** True when at least one backend can sandbox a server here. */
