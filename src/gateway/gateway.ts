@@ -4,7 +4,6 @@
 // subscriptions, completions and server→client requests. Not responsible for
 // how a server is sandboxed (the Launcher) or for transports.
 
-import { setTimeout as sleep } from "node:timers/promises";
 import { WireError, wire } from "./wire-error.js";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
@@ -26,16 +25,18 @@ import {
   type Request,
   type Result,
 } from "@modelcontextprotocol/sdk/types.js";
-import { digestOf, policyRefused, toolCall, type AuditEvent } from "../audit/events.js";
+import { digestOf, type AuditEvent } from "../audit/events.js";
 import { exposeNotification, lifecycleAudit } from "./mapping.js";
 import type { ServerSpec } from "../config/spec.js";
 import type { Logger } from "../log.js";
-import { Catalog, type Collision, type ServerCatalog } from "./catalog.js";
+import { Catalog } from "./catalog.js";
+import { CatalogSync } from "./catalog-sync.js";
 import { exposedUri, parseExposedUri } from "./names.js";
 import { paginate } from "./paginate.js";
-import { Upstream, type CatalogKind, type Launcher, type LifecycleEvent } from "./upstream.js";
-import { installFastPath, type ToolOrigin } from "./fast-path.js";
-
+import { Upstream, type Launcher, type LifecycleEvent } from "./upstream.js";
+import { installFastPath } from "./fast-path.js";
+import { mirrorServer } from "./mirror-init.js";
+import { auditToolCall, callTool, type ExtraLike, type ToolCallHost } from "./tool-calls.js";
 
 export interface GatewayOptions {
   readonly servers: readonly ServerSpec[];
@@ -54,16 +55,14 @@ export interface GatewayOptions {
 
 /** The longest a list request waits for one starting server. */
 const LIST_WAIT_MS = 20_000;
-
-
-type ExtraLike = { signal: AbortSignal; sendNotification: (n: Notification) => Promise<void>; _meta?: { progressToken?: string | number } };
+/** The longest `nucleus run` holds the client's initialize for its server (clients time out at about 60 s). */
+const RUN_INIT_WAIT_MS = 45_000;
 
 export class Gateway {
   readonly server: Server;
   private readonly upstreams = new Map<string, Upstream>();
   private readonly catalog: Catalog;
-  private readonly listed = new Set<CatalogKind>();
-  private readonly reportedCollisions = new Set<string>();
+  private readonly sync: CatalogSync;
   private specs: Map<string, ServerSpec>;
   private closed = false;
   private initialized = false;
@@ -75,6 +74,15 @@ export class Gateway {
       opts.prefix,
       (name) => this.specs.get(name)!.tools,
     );
+    this.sync = new CatalogSync(this.catalog, {
+      upstreams: () => [...this.upstreams.values()],
+      upstream: (name) => (this.closed ? undefined : this.upstreams.get(name)),
+      listWaitMs: (name) => Math.min(this.specs.get(name)!.timeouts.startupMs, LIST_WAIT_MS),
+      out: (server, value) => this.out(server, value),
+      log: opts.log,
+      announce: (kind) => void this.server.notification({ method: `notifications/${kind}/list_changed` }).catch(() => undefined),
+      beforeStart: () => this.syncCapabilities(),
+    });
     this.server = new Server(
       { name: "nucleus", version: opts.version },
       {
@@ -108,7 +116,7 @@ export class Gateway {
       hooks: {
         forwardRequest: (server, request, o) => this.forwardRequest(server, request, o),
         forwardNotification: (server, n) => this.forwardNotification(server, n),
-        catalogChanged: (server, kinds) => this.catalogChanged(server, kinds),
+        catalogChanged: (server, kinds) => this.sync.changed(server, kinds),
         lifecycle: (e) => this.lifecycle(e),
       },
     });
@@ -140,7 +148,7 @@ export class Gateway {
       if (this.initialized && !up.lazy) up.ready().catch(() => undefined);
     }
     if (removed.length + added.length + changed.length > 0) {
-      for (const kind of this.listed) void this.server.notification({ method: `notifications/${kind}/list_changed` }).catch(() => undefined);
+      this.sync.announceListed();
     }
     return { added, removed, changed };
   }
@@ -148,12 +156,24 @@ export class Gateway {
   async connect(transport: Transport): Promise<void> {
     await this.server.connect(transport);
     installFastPath(transport, {
-      resolveTool: (name) => (this.catalogSettled("tools", [...this.upstreams.values()]) ? (this.catalog.tools().lookup.get(name) ?? null) : null),
+      resolveTool: (name) => (this.sync.settled("tools", [...this.upstreams.values()]) ? (this.catalog.tools().lookup.get(name) ?? null) : null),
       upstream: (server) => this.upstreams.get(server),
       out: (server, value) => this.out(server, value),
-      audit: (origin, args, outcome, started, reason) => this.auditCall(origin, args, outcome, started, reason),
+      audit: (origin, args, outcome, started, reason) => auditToolCall(this.toolCalls, origin, args, outcome, started, reason),
     });
+    // `nucleus run` (one server, names unchanged) answers initialize as that server would.
+    const only = this.opts.servers.length === 1 && !this.opts.prefix ? this.upstreams.get(this.opts.servers[0]!.name) : undefined;
+    if (only && !only.lazy) mirrorServer(transport, this.server, only, Math.min(this.specs.get(only.name)!.timeouts.startupMs, RUN_INIT_WAIT_MS));
   }
+
+  /** What the tools/call handler needs (tool-calls.ts). */
+  private readonly toolCalls: ToolCallHost = {
+    ensureTools: () => this.sync.ensure("tools"),
+    tools: () => this.catalog.tools(),
+    forward: (server, request, extra) => this.forward(server, request, extra),
+    audit: (event) => this.opts.audit?.(event),
+    auditArguments: () => this.opts.auditArguments ?? false,
+  };
 
   /** Stop every server and close the client session. Leaves no process behind. */
   async close(): Promise<void> {
@@ -176,103 +196,37 @@ export class Gateway {
     if (this.opts.audit) for (const ev of lifecycleAudit(e, this.specs.get(e.server))) this.opts.audit(ev);
   }
 
-  // ---- catalog -------------------------------------------------------------
-
-  /**
-   * Makes sure `kind` is listed for the given servers (default: all, starting
-   * those not yet running — lazy ones included, as a client request needs them).
-   */
-  private async ensureCatalog(kind: keyof ServerCatalog, only?: Upstream[]): Promise<void> {
-    const ups = only ?? [...this.upstreams.values()];
-    // Fast path (every call passes here): all servers up and listed.
-    if (this.catalogSettled(kind, ups)) return;
-    this.syncCapabilities();
-    await Promise.all(
-      ups.map(async (up) => {
-        // A server still starting (package install, VM boot) holds a list back only so long; its
-        // items follow with list_changed once it is ready.
-        const ready = up.ready().then(
-          () => true,
-          () => false, // unavailable: its items are simply absent (the upstream logged why)
-        );
-        const waitMs = Math.min(this.specs.get(up.name)!.timeouts.startupMs, LIST_WAIT_MS);
-        if (!(await Promise.race([ready, sleep(waitMs, undefined, { ref: false }).then(() => false)]))) return;
-        if (this.catalog.has(up.name, kind)) return;
-        try {
-          // SECURITY: descriptions and names come from the server: redacted like its results.
-          this.catalog.set(up.name, kind, this.out(up.name, await up.listAll(kind)) as never);
-        } catch (err) {
-          this.opts.log.warn(`could not list ${kind} of server "${up.name}": ${(err as Error).message}`);
-        }
-      }),
-    );
-  }
-
-  /** Every one of `ups` is ready and has `kind` listed: the catalog answers without waiting. */
-  private catalogSettled(kind: keyof ServerCatalog, ups: Upstream[]): boolean {
-    return ups.every((up) => up.status === "ready" && this.catalog.has(up.name, kind));
-  }
-
-  private catalogChanged(server: string, kinds: readonly CatalogKind[]): void {
-    const up = this.upstreams.get(server);
-    for (const kind of kinds) {
-      const parts: Array<keyof ServerCatalog> = kind === "resources" ? ["resources", "templates"] : [kind];
-      for (const p of parts) this.catalog.set(server, p, undefined);
-    }
-    if (!up || this.closed) return;
-    // Re-list now when the server is up, then tell the client (only about kinds it has listed).
-    const refresh = up.status === "ready"
-      ? Promise.all(kinds.flatMap((k) => (k === "resources" ? ["resources", "templates"] : [k])).map((k) => this.ensureCatalog(k as keyof ServerCatalog, [up])))
-      : Promise.resolve();
-    void refresh.then(() => {
-      for (const kind of kinds) {
-        if (!this.listed.has(kind)) continue;
-        void this.server.notification({ method: `notifications/${kind}/list_changed` }).catch(() => undefined);
-      }
-    });
-  }
-
-  private reportCollisions(collisions: Collision[]): void {
-    for (const c of collisions) {
-      const key = `${c.kind}:${c.exposed}`;
-      if (this.reportedCollisions.has(key)) continue;
-      this.reportedCollisions.add(key);
-      const who = c.origins.map((o) => `"${o.original}" of server "${o.server}"`).join(" and ");
-      this.opts.log.error(`${c.kind} name collision: ${who} both map to "${c.exposed}"; neither is offered`);
-    }
-  }
-
   // ---- handlers --------------------------------------------------------------
 
   private registerHandlers(): void {
     const s = this.server;
     s.setRequestHandler(ListToolsRequestSchema, async (req) => {
-      this.listed.add("tools");
-      await this.ensureCatalog("tools");
+      this.sync.listed.add("tools");
+      await this.sync.ensure("tools");
       const { list, collisions } = this.catalog.tools();
-      this.reportCollisions(collisions);
+      this.sync.reportCollisions(collisions);
       return paginate(list, req.params?.cursor, "tools");
     });
     s.setRequestHandler(ListPromptsRequestSchema, async (req) => {
-      this.listed.add("prompts");
-      await this.ensureCatalog("prompts");
+      this.sync.listed.add("prompts");
+      await this.sync.ensure("prompts");
       const { list, collisions } = this.catalog.prompts();
-      this.reportCollisions(collisions);
+      this.sync.reportCollisions(collisions);
       return paginate(list, req.params?.cursor, "prompts");
     });
     s.setRequestHandler(ListResourcesRequestSchema, async (req) => {
-      this.listed.add("resources");
-      await this.ensureCatalog("resources");
+      this.sync.listed.add("resources");
+      await this.sync.ensure("resources");
       return paginate(this.catalog.resources(), req.params?.cursor, "resources");
     });
     s.setRequestHandler(ListResourceTemplatesRequestSchema, async (req) => {
-      this.listed.add("resources");
-      await this.ensureCatalog("templates");
+      this.sync.listed.add("resources");
+      await this.sync.ensure("templates");
       return paginate(this.catalog.templates(), req.params?.cursor, "resourceTemplates");
     });
-    s.setRequestHandler(CallToolRequestSchema, (req, extra) => this.callTool(req, extra) as Promise<never>);
+    s.setRequestHandler(CallToolRequestSchema, (req, extra) => callTool(this.toolCalls, req, extra) as Promise<never>);
     s.setRequestHandler(GetPromptRequestSchema, async (req, extra) => {
-      await this.ensureCatalog("prompts");
+      await this.sync.ensure("prompts");
       const origin = this.catalog.prompts().lookup.get(req.params.name);
       if (!origin) throw wire.invalidParams(`unknown prompt "${req.params.name}"`);
       return this.forward(origin.server, { method: req.method, params: { ...req.params, name: origin.original } }, extra);
@@ -300,7 +254,7 @@ export class Gateway {
     s.setRequestHandler(CompleteRequestSchema, async (req, extra) => {
       const ref = req.params.ref;
       if (ref.type === "ref/prompt") {
-        await this.ensureCatalog("prompts");
+        await this.sync.ensure("prompts");
         const origin = this.catalog.prompts().lookup.get(ref.name);
         if (!origin) throw wire.invalidParams(`unknown prompt "${ref.name}"`);
         return this.forward(origin.server, { method: req.method, params: { ...req.params, ref: { ...ref, name: origin.original } } }, extra);
@@ -328,40 +282,6 @@ export class Gateway {
       throw wire.invalidParams(`unknown resource URI "${uri}" (resources are named nucleus://SERVER/URI)`);
     }
     return parsed;
-  }
-
-  private async callTool(req: { method: string; params: { name: string; arguments?: Record<string, unknown> } }, extra: ExtraLike): Promise<Result> {
-    await this.ensureCatalog("tools");
-    const { lookup, hidden } = this.catalog.tools();
-    const name = req.params.name;
-    const origin = lookup.get(name);
-    if (!origin) {
-      const h = hidden.get(name);
-      if (h) {
-        this.opts.audit?.(policyRefused({ server: h.server, what: `tool "${h.original}"`, rule: `servers.${h.server}.tools` }));
-        this.opts.audit?.(toolCall({ server: h.server, tool: h.original, arguments: req.params.arguments ?? {}, outcome: "refused", durationMs: 0, includeArguments: this.opts.auditArguments ?? false, reason: `servers.${h.server}.tools` }));
-        throw wire.invalidParams(`tool "${name}" is not allowed by the policy of server "${h.server}" (tools.allow / tools.deny)`);
-      }
-      throw wire.invalidParams(`unknown tool "${name}"`);
-    }
-    const started = Date.now();
-    const args = req.params.arguments ?? {};
-    let outcome: "ok" | "error" = "ok";
-    try {
-      const result = await this.forward(origin.server, { method: req.method, params: { ...req.params, name: origin.original } }, extra);
-      if ((result as { isError?: boolean }).isError) outcome = "error";
-      return result;
-    } catch (err) {
-      outcome = "error";
-      throw err;
-    } finally {
-      this.auditCall(origin, args, outcome, started);
-    }
-  }
-
-  private auditCall(origin: ToolOrigin, args: unknown, outcome: "ok" | "error", started: number, reason?: string): void {
-    const includeArguments = this.opts.auditArguments ?? false;
-    this.opts.audit?.(toolCall({ server: origin.server, tool: origin.original, arguments: args, outcome, durationMs: Date.now() - started, includeArguments, ...(reason ? { reason } : {}) }));
   }
 
   /** Forward a client request to one server, mapping progress and cancellation. */

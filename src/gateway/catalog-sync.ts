@@ -1,0 +1,99 @@
+// Keeps the aggregated catalog (catalog.ts) in step with the servers: lists a
+// kind from each server when the client first needs it (starting servers,
+// waiting only so long for one still booting), re-lists a server after a
+// start, crash or list_changed and tells the client about the kinds it has
+// listed, and reports name collisions once. Not responsible for naming
+// (catalog.ts) or for the client session (gateway.ts).
+
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "../log.js";
+import type { Catalog, Collision, ServerCatalog } from "./catalog.js";
+import type { CatalogKind, Upstream } from "./upstream.js";
+
+export interface CatalogSyncDeps {
+  upstreams(): Upstream[];
+  /** undefined once the gateway is closing. */
+  upstream(name: string): Upstream | undefined;
+  /** How long a list waits for `server` while it starts. */
+  listWaitMs(server: string): number;
+  /** Redaction of what comes from `server`. */
+  out<T>(server: string, value: T): T;
+  readonly log: Logger;
+  /** Send `notifications/<kind>/list_changed` to the client. */
+  announce(kind: CatalogKind): void;
+  /** Called before servers may be started by a list (client capabilities up to date). */
+  beforeStart(): void;
+}
+
+export class CatalogSync {
+  /** Kinds the client has listed: only those are announced as changed. */
+  readonly listed = new Set<CatalogKind>();
+  private readonly reported = new Set<string>();
+
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly deps: CatalogSyncDeps,
+  ) {}
+
+  /**
+   * Makes sure `kind` is listed for the given servers (default: all, starting
+   * those not yet running — lazy ones included, as a client request needs them).
+   */
+  async ensure(kind: keyof ServerCatalog, only?: Upstream[]): Promise<void> {
+    const ups = only ?? this.deps.upstreams();
+    // Fast path (every call passes here): all servers up and listed.
+    if (this.settled(kind, ups)) return;
+    this.deps.beforeStart();
+    await Promise.all(
+      ups.map(async (up) => {
+        // A server still starting (package install, VM boot) holds a list back only so long; its
+        // items follow with list_changed once it is ready.
+        const ready = up.ready().then(
+          () => true,
+          () => false, // unavailable: its items are simply absent (the upstream logged why)
+        );
+        if (!(await Promise.race([ready, sleep(this.deps.listWaitMs(up.name), false, { ref: false })]))) return;
+        if (this.catalog.has(up.name, kind)) return;
+        try {
+          // SECURITY: descriptions and names come from the server: redacted like its results.
+          this.catalog.set(up.name, kind, this.deps.out(up.name, await up.listAll(kind)) as never);
+        } catch (err) {
+          this.deps.log.warn(`could not list ${kind} of server "${up.name}": ${(err as Error).message}`);
+        }
+      }),
+    );
+  }
+
+  /** Every one of `ups` is ready and has `kind` listed: the catalog answers without waiting. */
+  settled(kind: keyof ServerCatalog, ups: Upstream[]): boolean {
+    return ups.every((up) => up.status === "ready" && this.catalog.has(up.name, kind));
+  }
+
+  /** A server's catalog may have changed (started, restarted, crashed, list_changed). */
+  changed(server: string, kinds: readonly CatalogKind[]): void {
+    const parts = (k: CatalogKind): Array<keyof ServerCatalog> => (k === "resources" ? ["resources", "templates"] : [k]);
+    for (const kind of kinds) for (const p of parts(kind)) this.catalog.set(server, p, undefined);
+    const up = this.deps.upstream(server);
+    if (!up) return;
+    // Re-list now when the server is up, then tell the client (only about kinds it has listed).
+    const refresh = up.status === "ready" ? Promise.all(kinds.flatMap(parts).map((k) => this.ensure(k, [up]))) : Promise.resolve();
+    void refresh.then(() => {
+      for (const kind of kinds) if (this.listed.has(kind)) this.deps.announce(kind);
+    });
+  }
+
+  /** Tell the client every kind it has listed changed (after a reload). */
+  announceListed(): void {
+    for (const kind of this.listed) this.deps.announce(kind);
+  }
+
+  reportCollisions(collisions: Collision[]): void {
+    for (const c of collisions) {
+      const key = `${c.kind}:${c.exposed}`;
+      if (this.reported.has(key)) continue;
+      this.reported.add(key);
+      const who = c.origins.map((o) => `"${o.original}" of server "${o.server}"`).join(" and ");
+      this.deps.log.error(`${c.kind} name collision: ${who} both map to "${c.exposed}"; neither is offered`);
+    }
+  }
+}

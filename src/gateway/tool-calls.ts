@@ -1,0 +1,58 @@
+// The normal path of tools/call (the fast path is fast-path.ts): the name
+// looked up in the settled catalog, a hidden tool refused and audited as a
+// policy refusal, an unknown one refused, the call forwarded and its outcome
+// audited. Not responsible for forwarding itself (gateway.ts).
+
+import type { Notification, Request, Result } from "@modelcontextprotocol/sdk/types.js";
+import { policyRefused, toolCall, type AuditEvent } from "../audit/events.js";
+import type { ToolOrigin } from "./fast-path.js";
+import { wire } from "./wire-error.js";
+
+/** The part of the SDK's request context the gateway uses. */
+export type ExtraLike = { signal: AbortSignal; sendNotification: (n: Notification) => Promise<void>; _meta?: { progressToken?: string | number } };
+
+export interface ToolCallHost {
+  /** Waits until the tools catalog is settled (or as long as a list waits). */
+  ensureTools(): Promise<void>;
+  tools(): { lookup: Map<string, ToolOrigin>; hidden: Map<string, ToolOrigin> };
+  forward(server: string, request: Request, extra: ExtraLike): Promise<Result>;
+  audit(event: AuditEvent): void;
+  auditArguments(): boolean;
+}
+
+type CallRequest = { method: string; params: { name: string; arguments?: Record<string, unknown> } };
+
+export async function callTool(host: ToolCallHost, req: CallRequest, extra: ExtraLike): Promise<Result> {
+  await host.ensureTools();
+  const { lookup, hidden } = host.tools();
+  const name = req.params.name;
+  const origin = lookup.get(name);
+  if (!origin) {
+    const h = hidden.get(name);
+    if (h) {
+      const rule = `servers.${h.server}.tools`;
+      host.audit(policyRefused({ server: h.server, what: `tool "${h.original}"`, rule }));
+      host.audit(toolCall({ server: h.server, tool: h.original, arguments: req.params.arguments ?? {}, outcome: "refused", durationMs: 0, includeArguments: host.auditArguments(), reason: rule }));
+      throw wire.invalidParams(`tool "${name}" is not allowed by the policy of server "${h.server}" (tools.allow / tools.deny)`);
+    }
+    throw wire.invalidParams(`unknown tool "${name}"`);
+  }
+  const started = Date.now();
+  const args = req.params.arguments ?? {};
+  let outcome: "ok" | "error" = "ok";
+  try {
+    const result = await host.forward(origin.server, { method: req.method, params: { ...req.params, name: origin.original } }, extra);
+    if ((result as { isError?: boolean }).isError) outcome = "error";
+    return result;
+  } catch (err) {
+    outcome = "error";
+    throw err;
+  } finally {
+    auditToolCall(host, origin, args, outcome, started);
+  }
+}
+
+/** The audit record of one call, on either path. */
+export function auditToolCall(host: ToolCallHost, origin: ToolOrigin, args: unknown, outcome: "ok" | "error", started: number, reason?: string): void {
+  host.audit(toolCall({ server: origin.server, tool: origin.original, arguments: args, outcome, durationMs: Date.now() - started, includeArguments: host.auditArguments(), ...(reason ? { reason } : {}) }));
+}
