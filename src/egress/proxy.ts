@@ -4,7 +4,7 @@
 // address the policy checked. Not responsible for the rules' parsing or the sandbox.
 
 import { lstat, unlink, chmod } from "node:fs/promises";
-import { createServer, type Server, type Socket } from "node:net";
+import { createServer, isIP, type Server, type Socket } from "node:net";
 import { networkInterfaces } from "node:os";
 import { Logger } from "../log.js";
 import { decide, nameToResolve, suggestRule, type EgressDecision } from "../policy/egress.js";
@@ -14,6 +14,8 @@ import { HandshakeError, SocketReader } from "./reader.js";
 import { systemResolver } from "./resolver.js";
 import { socks5Handshake, socksReply, SocksReply } from "./socks5.js";
 import { dialFirst, joinSockets } from "./tunnel.js";
+import { checkTlsServerName, type GateTarget } from "./tls-gate.js";
+import type { Pump } from "../agent/pump.js";
 import {
   DEFAULT_EGRESS_LIMITS,
   type EgressEvent,
@@ -54,15 +56,17 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     }
   };
 
-  const warnRefusal = (d: EgressDecision, req: Request) => {
-    const key = `${d.host ?? req.host}:${req.port}`;
+  const warnOnce = (key: string, message: string, req: Request) => {
     if (warned.has(key) || warned.size > 1000) return;
     warned.add(key);
+    log.warn(message, { protocol: req.protocol });
+  };
+  const warnRefusal = (d: EgressDecision, req: Request) => {
     const add = suggestRule(d.host, req.port, [], classifyOpts());
     const hint = add
       ? `to allow it, add "${add}" to servers.${opts.server}.allowed_hosts`
       : "no name rule can allow this address; an explicit IP rule would, only if you really mean it";
-    log.warn(`egress: ${d.reason}; ${hint}`, { protocol: req.protocol });
+    warnOnce(`${d.host ?? req.host}:${req.port}`, `egress: ${d.reason}; ${hint}`, req);
   };
 
   const handle = async (client: Socket) => {
@@ -115,8 +119,9 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     const host = decision.host ?? req.host;
     let upstream: Socket;
     let address: string;
+    let pump: Pump;
     try {
-      ({ socket: upstream, address } = await dialFirst(decision.addresses, req.port, limits.connectTimeoutMs));
+      ({ socket: upstream, address, pump } = await dialFirst(decision.addresses, req.port, limits.connectTimeoutMs));
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       answer(client, req, e.code === "ETIMEDOUT" ? "timeout" : "failed", `nucleus: could not connect to ${host} port ${req.port}: ${e.code ?? e.message}`);
@@ -133,12 +138,20 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     if (req.protocol === "connect") client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
     else if (req.protocol === "socks5") client.write(socksReply(SocksReply.succeeded));
     else if (req.protocol === "http") upstream.write(req.upstreamHead!);
+    const received = reader.received;
     const leftover = reader.detach();
     // A forwarded plain-HTTP request head counts as bytes sent up, like any other.
     const forwardedHead = req.protocol === "http" ? req.upstreamHead!.length : 0;
-    joinSockets(client, upstream, leftover, limits.idleTimeoutMs, (r) =>
-      record({ host, address, allowed: true, rule: decision.rule, reason: `${decision.reason}; ${r.reason}`, bytesUp: r.bytesUp + forwardedHead, bytesDown: r.bytesDown }),
-    );
+    const gateTarget = tlsGateTarget(req, host);
+    const gate = gateTarget ? (c: Socket, first: Buffer) => checkTlsServerName(c, gateTarget, first, limits.headerTimeoutMs) : undefined;
+    joinSockets(client, upstream, pump, { leftover, handshakeBytes: received - leftover.length, idleTimeoutMs: limits.idleTimeoutMs, gate }, (r) => {
+      if (r.refused !== undefined) {
+        record({ host, address, allowed: false, rule: decision.rule, reason: r.refused, bytesDown: r.bytesDown });
+        warnOnce(`sni:${host}:${req.port}`, `egress: ${r.refused}; the tunnel was closed`, req);
+        return;
+      }
+      record({ host, address, allowed: true, rule: decision.rule, reason: `${decision.reason}; ${r.reason}`, bytesUp: r.bytesUp + forwardedHead, bytesDown: r.bytesDown });
+    });
   };
 
   const server: Server = createServer({ allowHalfOpen: true, pauseOnConnect: false, highWaterMark: 256 * 1024 }, (client) => {
@@ -226,6 +239,21 @@ async function readRequest(reader: SocketReader, client: Socket, maxHead: number
     if (err instanceof BadRequest) throw new HandshakeError(err.message, "malformed");
     throw err;
   }
+}
+
+/**
+ * Which tunnels get the TLS server name check: those opened to a host by name
+ * (CONNECT, SOCKS5 with a domain name, a pinned name). IP literals are admitted by
+ * address rules, which say nothing about names; forwarded plain HTTP is not a tunnel.
+ */
+function tlsGateTarget(req: Request, host: string): GateTarget | null {
+  if (isIP(host) !== 0) return null;
+  // SECURITY: a tunnel to an allowed name must not ask the TLS endpoint (a shared CDN
+  // address, say) for another name: that is domain fronting past the allowlist.
+  if (req.protocol === "connect") return { host, via: "CONNECT" };
+  if (req.protocol === "socks5") return { host, via: "SOCKS5" };
+  if (req.protocol === "pin") return { host, via: "pinned" };
+  return null;
 }
 
 function isBlank(line: Buffer): boolean {

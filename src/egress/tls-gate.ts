@@ -1,0 +1,92 @@
+// Holds a tunnel's first client bytes until they can be judged: when they open a
+// TLS ClientHello, its server name (SNI) must be the host the tunnel was opened
+// to. Bounded (one TLS record) and timed. Not responsible for forwarding or audit.
+
+import type { Socket } from "node:net";
+import { normalizeHost } from "../policy/addresses.js";
+import { peekClientHello } from "./tls-sni.js";
+
+export type GateVerdict =
+  /** Forward `bytes` (everything read so far, unchanged) and carry on. */
+  | { readonly pass: true; readonly bytes: Buffer; readonly serverName: string | null }
+  | { readonly pass: false; readonly reason: string };
+
+/**
+ * Read from `client` (paused on return) until its first bytes are judged. `initial`:
+ * bytes already read past the handshake. A client that sends nothing is not waited
+ * for here (the tunnel's idle timeout applies); once a TLS record has begun, the rest
+ * of it must arrive within `timeoutMs`.
+ */
+export function checkTlsServerName(client: Socket, target: GateTarget, initial: Buffer, timeoutMs: number): Promise<GateVerdict> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const chunks: Buffer[] = initial.length > 0 ? [initial] : [];
+    let total = initial.length;
+    let needed = 1;
+    let timer: NodeJS.Timeout | null = null;
+    const finish = (v: GateVerdict) => {
+      if (settled) return;
+      settled = true;
+      client.pause();
+      client.off("data", onData);
+      client.off("end", onEnd);
+      client.off("close", onClose);
+      if (timer) clearTimeout(timer);
+      resolve(v);
+    };
+    const judge = () => {
+      // Concatenate only when the parser can make progress: a client dribbling one
+      // byte at a time costs a few copies, not one per byte.
+      if (total < needed) return;
+      const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+      chunks.length = 0;
+      chunks.push(data);
+      const peek = peekClientHello(data);
+      if (peek.kind === "need-more") {
+        needed = peek.needed;
+        timer ??= setTimeout(() => finish({ pass: false, reason: `the TLS ClientHello did not arrive within ${timeoutMs} ms` }), timeoutMs);
+        return;
+      }
+      if (peek.kind === "not-tls") return finish({ pass: true, bytes: data, serverName: null });
+      if (peek.kind === "malformed") return finish({ pass: false, reason: peek.reason });
+      const verdict = compareServerName(peek.serverName, target);
+      finish(verdict === null ? { pass: true, bytes: data, serverName: peek.serverName } : { pass: false, reason: verdict });
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      total += chunk.length;
+      judge();
+    };
+    // A client that half-closes before sending anything passes (its FIN goes upstream);
+    // one that stops inside a TLS record sent nothing a server could act on.
+    const onEnd = () =>
+      finish(total === 0 ? { pass: true, bytes: Buffer.alloc(0), serverName: null } : { pass: false, reason: "the client closed the connection before its TLS ClientHello was complete" });
+    const onClose = () => finish({ pass: false, reason: "the client closed the connection before its first bytes could be checked" });
+    client.on("data", onData);
+    client.once("end", onEnd);
+    client.once("close", onClose);
+    judge();
+    if (client.readableFlowing !== true) client.resume();
+  });
+}
+
+/** The host a tunnel was opened to, and how (for the refusal's wording). */
+export interface GateTarget {
+  readonly host: string;
+  /** "CONNECT", "SOCKS5", "pinned" */
+  readonly via: string;
+}
+
+/** null when the SNI may go to the target host; otherwise the reason to refuse. */
+export function compareServerName(serverName: string | null, { host, via }: GateTarget): string | null {
+  // No SNI: nothing claims another name (the TLS server picks its default certificate).
+  if (serverName === null) return null;
+  const sni = normalizeHost(serverName);
+  const target = normalizeHost(host);
+  const same = sni !== null && target !== null && sni.kind === "name" && target.kind === "name" && sni.name === target.name;
+  return same ? null : `TLS server name ${clip(serverName)} does not match ${via} host ${host}`;
+}
+
+function clip(s: string): string {
+  return s.length > 100 ? `${s.slice(0, 100)}…` : s;
+}
