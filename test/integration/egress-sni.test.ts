@@ -39,7 +39,7 @@ describe.skipIf(!hasOpenssl)(`TLS server name check through the proxy${hasOpenss
     port = (https.address() as AddressInfo).port;
     proxy = await startEgressProxy({
       server: "sni",
-      rules: rules(`allowed.test:${port}`),
+      rules: rules(`allowed.test:${port}`, `127.0.0.17:${port}`),
       socketPath: join(tmp, "egress.sock"),
       // Both names on one address, as on a CDN; only allowed.test has a rule.
       resolver: async (n) => (n === "allowed.test" || n === "other.test" ? ["127.0.0.17"] : []),
@@ -61,17 +61,23 @@ describe.skipIf(!hasOpenssl)(`TLS server name check through the proxy${hasOpenss
    * Open a tunnel with `hello` (CONNECT or SOCKS5 bytes); once `replied(all bytes so far)`
    * says the proxy's answer is complete, speak TLS in it with `servername`.
    */
-  function httpsThrough(hello: Buffer, replied: (d: Buffer) => "wait" | "ok" | "no", servername: string | undefined): Promise<{ ok: boolean; out: string }> {
+  function httpsThrough(hello: Buffer, replied: ((d: Buffer) => "wait" | "ok" | "no") | null, servername: string | undefined): Promise<{ ok: boolean; out: string }> {
     return new Promise((resolve) => {
-      const s: Socket = connect(proxy.socketPath, () => s.write(hello));
+      const s: Socket = connect(proxy.socketPath, () => {
+        s.write(hello);
+        if (!replied) startTls(); // a pin line gets no answer
+      });
       s.on("error", (e) => resolve({ ok: false, out: e.message }));
       let head = Buffer.alloc(0);
       const onHead = (d: Buffer) => {
         head = Buffer.concat([head, d]);
-        const state = replied(head);
+        const state = replied!(head);
         if (state === "wait") return;
         s.off("data", onHead);
         if (state === "no") return resolve({ ok: false, out: head.toString("latin1") });
+        startTls();
+      };
+      const startTls = () => {
         const t = tlsConnect({ socket: s, servername, ca, checkServerIdentity: () => undefined }, () =>
           t.end(`GET / HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n`),
         );
@@ -80,7 +86,7 @@ describe.skipIf(!hasOpenssl)(`TLS server name check through the proxy${hasOpenss
         t.on("error", (e) => resolve({ ok: false, out: e.message }));
         t.on("close", () => resolve({ ok: chunks.length > 0, out: Buffer.concat(chunks).toString() }));
       };
-      s.on("data", onHead);
+      if (replied) s.on("data", onHead);
     });
   }
   const viaConnect = (servername?: string) =>
@@ -88,6 +94,10 @@ describe.skipIf(!hasOpenssl)(`TLS server name check through the proxy${hasOpenss
       if (!d.includes("\r\n\r\n")) return "wait";
       return d.toString("latin1").startsWith("HTTP/1.1 200") ? "ok" : "no";
     }, servername);
+  const viaPin = (servername?: string) =>
+    httpsThrough(Buffer.from(`NUCLEUS-PIN allowed.test ${port}\n`), null, servername);
+  const viaConnectToIp = (servername?: string) =>
+    httpsThrough(Buffer.from(`CONNECT 127.0.0.17:${port} HTTP/1.1\r\n\r\n`), (d) => (d.includes("\r\n\r\n") ? (d.toString("latin1").startsWith("HTTP/1.1 200") ? "ok" : "no") : "wait"), servername);
   const viaSocks = (servername?: string) => {
     const name = Buffer.from("allowed.test");
     const req = Buffer.concat([Buffer.from([5, 1, 0, 5, 1, 0, 3, name.length]), name, Buffer.from([port >> 8, port & 0xff])]);
@@ -129,6 +139,22 @@ describe.skipIf(!hasOpenssl)(`TLS server name check through the proxy${hasOpenss
     const sniWarnings = warnings.filter((l) => l.includes("TLS server name"));
     expect(sniWarnings).toHaveLength(1);
     expect(sniWarnings[0]).toContain("egress: TLS server name other.test does not match CONNECT host allowed.test; the tunnel was closed");
+  });
+
+  it("checks a pinned name the same way, and leaves tunnels to IP literals alone", async () => {
+    const from = events.length;
+    expect((await viaPin("allowed.test")).out).toContain("hello allowed.test");
+    expect((await viaPin("other.test")).ok).toBe(false);
+    // An IP rule admits an address, not a name: there is no host to compare with.
+    expect((await viaConnectToIp("other.test")).out).toContain("hello allowed.test");
+    await waitFor(() => events.length === from + 3);
+    expect(events.slice(from).map((e) => [e.protocol, e.host, e.allowed])).toEqual(expect.arrayContaining([
+      ["pin", "allowed.test", true],
+      ["pin", "allowed.test", false],
+      ["connect", "127.0.0.17", true],
+    ]));
+    expect(events.slice(from).find((e) => !e.allowed)!.reason).toBe("TLS server name other.test does not match pinned host allowed.test");
+    expect(served).toContain("other.test"); // the IP-literal tunnel reached the server with that name
   });
 });
 
