@@ -4,7 +4,7 @@
 // address the policy checked. Not responsible for the rules' parsing or the sandbox.
 
 import { lstat, unlink, chmod } from "node:fs/promises";
-import { createServer, isIP, type Server, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { networkInterfaces } from "node:os";
 import { Logger } from "../log.js";
 import { decide, nameToResolve, suggestRule, type EgressDecision } from "../policy/egress.js";
@@ -14,7 +14,7 @@ import { HandshakeError, SocketReader } from "./reader.js";
 import { systemResolver } from "./resolver.js";
 import { socks5Handshake, socksReply, SocksReply } from "./socks5.js";
 import { dialFirst, joinSockets } from "./tunnel.js";
-import { checkTlsServerName, type GateTarget } from "./tls-gate.js";
+import { checkTlsServerName, tlsGateTarget } from "./tls-gate.js";
 import type { Pump } from "../agent/pump.js";
 import {
   DEFAULT_EGRESS_LIMITS,
@@ -142,7 +142,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     const leftover = reader.detach();
     // A forwarded plain-HTTP request head counts as bytes sent up, like any other.
     const forwardedHead = req.protocol === "http" ? req.upstreamHead!.length : 0;
-    const gateTarget = tlsGateTarget(req, host);
+    const gateTarget = tlsGateTarget(req.protocol, host);
     const gate = gateTarget ? (c: Socket, first: Buffer) => checkTlsServerName(c, gateTarget, first, limits.headerTimeoutMs) : undefined;
     joinSockets(client, upstream, pump, { leftover, handshakeBytes: received - leftover.length, idleTimeoutMs: limits.idleTimeoutMs, gate }, (r) => {
       if (r.refused !== undefined) {
@@ -239,21 +239,6 @@ async function readRequest(reader: SocketReader, client: Socket, maxHead: number
     if (err instanceof BadRequest) throw new HandshakeError(err.message, "malformed");
     throw err;
   }
-}
-
-/**
- * Which tunnels get the TLS server name check: those opened to a host by name
- * (CONNECT, SOCKS5 with a domain name, a pinned name). IP literals are admitted by
- * address rules, which say nothing about names; forwarded plain HTTP is not a tunnel.
- */
-function tlsGateTarget(req: Request, host: string): GateTarget | null {
-  if (isIP(host) !== 0) return null;
-  // SECURITY: a tunnel to an allowed name must not ask the TLS endpoint (a shared CDN
-  // address, say) for another name: that is domain fronting past the allowlist.
-  if (req.protocol === "connect") return { host, via: "CONNECT" };
-  if (req.protocol === "socks5") return { host, via: "SOCKS5" };
-  if (req.protocol === "pin") return { host, via: "pinned" };
-  return null;
 }
 
 function isBlank(line: Buffer): boolean {

@@ -2,9 +2,10 @@
 // TLS ClientHello, its server name (SNI) must be the host the tunnel was opened
 // to. Bounded (one TLS record) and timed. Not responsible for forwarding or audit.
 
-import type { Socket } from "node:net";
+import { isIP, type Socket } from "node:net";
 import { normalizeHost } from "../policy/addresses.js";
 import { peekClientHello } from "./tls-sni.js";
+import type { EgressProtocol } from "./types.js";
 
 export type GateVerdict =
   /** Forward `bytes` (everything read so far, unchanged) and carry on. */
@@ -75,6 +76,21 @@ export interface GateTarget {
   readonly host: string;
   /** "CONNECT", "SOCKS5", "pinned" */
   readonly via: string;
+}
+
+/**
+ * Which tunnels get the check: those opened to a host by name (CONNECT, SOCKS5
+ * with a domain name, a pinned name). IP literals are admitted by address rules,
+ * which say nothing about names; forwarded plain HTTP is not a tunnel.
+ */
+export function tlsGateTarget(protocol: EgressProtocol, host: string): GateTarget | null {
+  if (isIP(host) !== 0) return null;
+  // SECURITY: a tunnel to an allowed name must not ask the TLS endpoint (a shared CDN
+  // address, say) for another name: that is domain fronting past the allowlist.
+  if (protocol === "connect") return { host, via: "CONNECT" };
+  if (protocol === "socks5") return { host, via: "SOCKS5" };
+  if (protocol === "pin") return { host, via: "pinned" };
+  return null;
 }
 
 /** null when the SNI may go to the target host; otherwise the reason to refuse. */

@@ -73,12 +73,14 @@ export function joinSockets(client: Socket, upstream: Socket, pump: Pump, opts: 
   let reason = "closed";
   let refused: string | undefined;
   let finished = false;
+  // Until the gate opens the way up, nothing the client sent has gone upstream.
+  let opened = false;
   const finish = () => {
     if (finished) return;
     finished = true;
     client.destroy();
     upstream.destroy();
-    const bytesUp = refused === undefined ? Math.max(0, client.bytesRead - opts.handshakeBytes) : 0;
+    const bytesUp = opened ? Math.max(0, client.bytesRead - opts.handshakeBytes) : 0;
     done({ bytesUp, bytesDown: upstream.bytesRead, reason, ...(refused === undefined ? {} : { refused }) });
   };
   const idle = () => {
@@ -105,6 +107,7 @@ export function joinSockets(client: Socket, upstream: Socket, pump: Pump, opts: 
   // Upstream: the client's socket was accepted by a server, so it cannot take `onread`; pipe it.
   const open = (first: Buffer) => {
     if (finished) return;
+    opened = true;
     if (first.length > 0) upstream.write(first);
     client.pipe(upstream);
   };
