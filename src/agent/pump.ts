@@ -30,9 +30,13 @@ export function createPump(maxBytes = PUMP_MAX_BUFFER_BYTES): Pump {
   let source: Socket | null = null;
   let sink: Socket | null = null;
   let waiting = false;
-  // Called once the sink has flushed a write that did not complete at once.
+  // Write callbacks come in order; once every write issued has called back, none
+  // of them holds the buffer any more (whatever else the sink may have queued).
+  let issued = 0;
+  let flushed = 0;
   const written = () => {
-    if (!waiting || !source || !sink || sink.writableLength > 0) return;
+    flushed++;
+    if (!waiting || flushed !== issued || !source) return;
     waiting = false;
     if (!source.destroyed) source.resume();
   };
@@ -49,6 +53,7 @@ export function createPump(maxBytes = PUMP_MAX_BUFFER_BYTES): Pump {
       callback: (n, buf) => {
         if (!sink || sink.destroyed) return false;
         if (n === buf.length && buf.length < maxBytes) grow = true;
+        issued++;
         sink.write(buf.subarray(0, n), written);
         // Written to the kernel at once (the usual case): the buffer is free again.
         if (sink.writableLength === 0) return true;

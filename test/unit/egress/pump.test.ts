@@ -20,7 +20,7 @@ function listen(server: Server, where: { port: number; host: string } | { path: 
 }
 
 /** source (a TCP server sending `payload`) → pump → a unix socket whose far end is `reader`. */
-async function chain(payload: Buffer): Promise<{ source: Socket; reader: Promise<Socket> }> {
+async function chain(payload: Buffer): Promise<{ source: Socket; sink: Socket; reader: Promise<Socket> }> {
   const dir = mkdtempSync(join(tmpdir(), "nucleus-pump-"));
   cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
   const origin = createServer((s) => s.end(payload));
@@ -38,7 +38,7 @@ async function chain(payload: Buffer): Promise<{ source: Socket; reader: Promise
   source.once("end", () => sink.end());
   pump.start(source, sink);
   cleanup.push(() => (source.destroy(), sink.destroy()));
-  return { source, reader };
+  return { source, sink, reader };
 }
 
 function drain(s: Socket): Promise<Buffer> {
@@ -69,5 +69,23 @@ describe("createPump", () => {
     expect(source.bytesRead).toBeLessThan(PUMP_MAX_BUFFER_BYTES + 2 * 1024 * 1024);
     const got = await drain(far);
     expect(sha(got)).toBe(sha(payload));
+  });
+
+  it("keeps going when something else also writes to the sink", async () => {
+    const payload = randomBytes(16 * 1024 * 1024);
+    const { sink, reader } = await chain(payload);
+    const far = await reader;
+    // Another writer (the proxy's own replies, say) queues bytes behind the pump's.
+    let extra = 0;
+    const other = setInterval(() => {
+      if (sink.writableEnded || extra >= 200) return;
+      sink.write(Buffer.from([0x2a]));
+      extra++;
+    }, 1);
+    cleanup.push(() => clearInterval(other));
+    setTimeout(() => far.resume(), 200);
+    const got = await drain(far);
+    clearInterval(other);
+    expect(got.length).toBe(payload.length + extra);
   });
 });
