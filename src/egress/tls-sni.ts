@@ -10,13 +10,16 @@ export const MAX_TLS_RECORD = 16_384;
 /** The most bytes the parser ever needs before it can answer. */
 export const MAX_CLIENT_HELLO_BYTES = RECORD_HEADER + MAX_TLS_RECORD;
 
+/** TLS record content types: change_cipher_spec (20) … heartbeat (24). */
+const CONTENT_FIRST = 0x14;
 const CONTENT_HANDSHAKE = 0x16;
+const CONTENT_LAST = 0x18;
 const HANDSHAKE_CLIENT_HELLO = 0x01;
 const EXT_SERVER_NAME = 0x0000;
 const NAME_TYPE_HOST = 0x00;
 
 export type ClientHelloPeek =
-  /** The first byte is not a TLS handshake record: a plain protocol (or SSLv2), passed as it is. */
+  /** Not a TLS record a server would act on first: a plain protocol (or SSLv2), passed as it is. */
   | { readonly kind: "not-tls" }
   /** Not enough bytes yet: call again once `needed` bytes in all have arrived. */
   | { readonly kind: "need-more"; readonly needed: number }
@@ -34,8 +37,20 @@ class Malformed extends Error {}
  */
 export function peekClientHello(data: Uint8Array): ClientHelloPeek {
   if (data.length === 0) return { kind: "need-more", needed: 1 };
-  if (data[0] !== CONTENT_HANDSHAKE) return { kind: "not-tls" };
+  const type = data[0]!;
+  if (type < CONTENT_FIRST || type > CONTENT_LAST) return { kind: "not-tls" };
   if (data.length < RECORD_HEADER) return { kind: "need-more", needed: RECORD_HEADER };
+  if (type !== CONTENT_HANDSHAKE) {
+    // SECURITY: some TLS servers skip a record before the ClientHello — a warning
+    // alert (Go: even as the very first record, whatever its version), an empty
+    // record, a heartbeat (old OpenSSL) — and then read a ClientHello we would never
+    // have looked at. No TLS client starts so: anything that looks like such a
+    // record (TLS major version 3, or 0–2 bytes long) is refused; the rest is a
+    // plain protocol that happens to start with this byte.
+    const length = (data[3]! << 8) | data[4]!;
+    if (data[1] === 3 || length <= 2) return malformed(`a TLS record of type ${type} (${length} bytes) comes before the ClientHello`);
+    return { kind: "not-tls" };
+  }
   const major = data[1]!;
   const minor = data[2]!;
   const recordLength = (data[3]! << 8) | data[4]!;

@@ -14,6 +14,7 @@ import { startEgressProxy } from "../../src/egress/proxy.js";
 import type { EgressEvent, EgressProxy } from "../../src/egress/types.js";
 import { Logger } from "../../src/log.js";
 import { whichSync } from "../../src/sandbox/which.js";
+import { captureClientHello } from "../unit/egress/tls-hello.js";
 import { rules } from "../unit/policy/egress-rule-helper.js";
 
 const hasOpenssl = whichSync("openssl") !== null;
@@ -155,6 +156,27 @@ describe.skipIf(!hasOpenssl)(`TLS server name check through the proxy${hasOpenss
     ]));
     expect(events.slice(from).find((e) => !e.allowed)!.reason).toBe("TLS server name other.test does not match pinned host allowed.test");
     expect(served).toContain("other.test"); // the IP-literal tunnel reached the server with that name
+  });
+
+  it("refuses a record slipped in before the ClientHello (servers that skip it would read the hello after it)", async () => {
+    const from = events.length;
+    const servedBefore = served.length;
+    const hello = await captureClientHello({ servername: "other.test" });
+    const out = await new Promise<string>((resolve) => {
+      const s = connect(proxy.socketPath, () => s.write(`CONNECT allowed.test:${port} HTTP/1.1\r\n\r\n`));
+      const chunks: Buffer[] = [];
+      s.on("data", (d: Buffer) => {
+        chunks.push(d);
+        // After the 200, a warning alert (user_canceled), then the hello for the other name.
+        if (chunks.length === 1) s.write(Buffer.concat([Buffer.from([0x15, 3, 1, 0, 2, 1, 90]), hello]));
+      });
+      s.on("error", () => {});
+      s.on("close", () => resolve(Buffer.concat(chunks).toString("latin1")));
+    });
+    expect(out).toBe("HTTP/1.1 200 Connection Established\r\n\r\n");
+    await waitFor(() => events.length === from + 1);
+    expect(events.at(-1)).toMatchObject({ allowed: false, host: "allowed.test", bytesUp: 0, reason: "malformed TLS ClientHello: a TLS record of type 21 (2 bytes) comes before the ClientHello" });
+    expect(served.slice(servedBefore)).toEqual([]);
   });
 });
 

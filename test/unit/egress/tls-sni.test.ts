@@ -56,9 +56,26 @@ describe("peekClientHello on other first bytes", () => {
     ["a postgres startup/SSLRequest", Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])],
     ["an SSH banner", Buffer.from("SSH-2.0-OpenSSH_9.2\r\n")],
     ["an SSLv2-style hello", Buffer.from([0x80, 0x2e, 0x01, 0x00, 0x02])],
-    ["a TLS alert record", Buffer.from([0x15, 3, 3, 0, 2, 2, 40])],
+    ["a little-endian length prefix that starts with 0x15", Buffer.from([0x15, 0x01, 0, 0, 0x2a, 0, 0, 0])],
+    ["application-data-like bytes of another version", Buffer.from([0x17, 0x01, 0x00, 0x01, 0xf4, 9, 9])],
   ])("passes %s as not TLS", (_what, bytes) => {
     expect(peekClientHello(bytes)).toEqual({ kind: "not-tls" });
+  });
+
+  it.each([
+    ["a warning alert", Buffer.from([0x15, 3, 1, 0, 2, 1, 90])],
+    ["a warning alert with a bogus version (Go accepts it)", Buffer.from([0x15, 0, 0, 0, 2, 1, 90])],
+    ["a one-byte alert fragment", Buffer.from([0x15, 0, 0, 0, 1, 1])],
+    ["a ChangeCipherSpec", Buffer.from([0x14, 3, 3, 0, 1, 1])],
+    ["an empty application data record", Buffer.from([0x17, 3, 3, 0, 0])],
+    ["a heartbeat", Buffer.from([0x18, 3, 2, 0, 3, 1, 0, 16])],
+  ])("refuses %s before the ClientHello (a server could skip it and read the hello after it)", async (_what, prelude) => {
+    const p = peekClientHello(Buffer.concat([prelude, await captureClientHello({ servername: "evil.example.net" })]));
+    expect(p).toMatchObject({ kind: "malformed", reason: expect.stringMatching(/a TLS record of type \d+ \(\d+ bytes\) comes before the ClientHello/) });
+  });
+
+  it("waits for a whole record header when the first byte is a TLS record type", () => {
+    expect(peekClientHello(Buffer.from([0x15, 3]))).toEqual({ kind: "need-more", needed: 5 });
   });
 
   it("waits for the first byte", () => {
