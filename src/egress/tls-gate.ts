@@ -67,7 +67,8 @@ export function checkTlsServerName(client: Socket, target: GateTarget, initial: 
     client.once("end", onEnd);
     client.once("close", onClose);
     judge();
-    if (client.readableFlowing !== true) client.resume();
+    // Judged already (the handshake's leftover held it all): stay paused for the pipe.
+    if (!settled && client.readableFlowing !== true) client.resume();
   });
 }
 

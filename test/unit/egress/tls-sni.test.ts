@@ -181,6 +181,17 @@ describe("checkTlsServerName (the gate) on a stream fed in pieces", () => {
     expect(await gate([real.named.subarray(0, 30)], 50)).toEqual({ pass: false, reason: "the TLS ClientHello did not arrive within 50 ms" });
   });
 
+  it("leaves the stream paused when the leftover alone decides, so nothing after it is lost", async () => {
+    const s = new PassThrough();
+    s.pause();
+    const v = await checkTlsServerName(s as unknown as Socket, target, real.named, 5000);
+    expect(v).toMatchObject({ pass: true });
+    expect(s.isPaused()).toBe(true);
+    s.write("after");
+    await new Promise((r) => setImmediate(r));
+    expect(String(s.read())).toBe("after");
+  });
+
   it("passes a client that half-closes without sending anything", async () => {
     expect(await gate([], 5000, true)).toEqual({ pass: true, bytes: Buffer.alloc(0), serverName: null });
   });
