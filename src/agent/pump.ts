@@ -22,6 +22,11 @@ export interface Pump {
    * and kept paused until now; this resumes it.
    */
   start(source: Socket, sink: Socket): void;
+  /**
+   * Hand a copy of the first `n` bytes the source delivers (fewer if it ends
+   * first) to `seen`, once. Call before `start`.
+   */
+  watchFirst(n: number, seen: (first: Buffer) => void): void;
 }
 
 export function createPump(maxBytes = PUMP_MAX_BUFFER_BYTES): Pump {
@@ -34,6 +39,13 @@ export function createPump(maxBytes = PUMP_MAX_BUFFER_BYTES): Pump {
   // of them holds the buffer any more (whatever else the sink may have queued).
   let issued = 0;
   let flushed = 0;
+  let watch: { want: number; got: Buffer[]; size: number; seen: (first: Buffer) => void } | null = null;
+  const endWatch = () => {
+    if (!watch) return;
+    const w = watch;
+    watch = null;
+    w.seen(Buffer.concat(w.got, w.size));
+  };
   const written = () => {
     flushed++;
     if (!waiting || flushed !== issued || !source) return;
@@ -53,6 +65,12 @@ export function createPump(maxBytes = PUMP_MAX_BUFFER_BYTES): Pump {
       callback: (n, buf) => {
         if (!sink || sink.destroyed) return false;
         if (n === buf.length && buf.length < maxBytes) grow = true;
+        if (watch) {
+          const take = Math.min(n, watch.want - watch.size);
+          watch.got.push(Buffer.from(buf.subarray(0, take)));
+          watch.size += take;
+          if (watch.size >= watch.want) endWatch();
+        }
         issued++;
         sink.write(buf.subarray(0, n), written);
         // Written to the kernel at once (the usual case): the buffer is free again.
@@ -66,7 +84,14 @@ export function createPump(maxBytes = PUMP_MAX_BUFFER_BYTES): Pump {
     start(src, dst) {
       source = src;
       sink = dst;
+      if (watch) {
+        src.once("end", endWatch);
+        src.once("close", endWatch);
+      }
       src.resume();
+    },
+    watchFirst(n, seen) {
+      watch = { want: n, got: [], size: 0, seen };
     },
   };
 }

@@ -14,7 +14,7 @@ import { HandshakeError, SocketReader } from "./reader.js";
 import { systemResolver } from "./resolver.js";
 import { socks5Handshake, socksReply, SocksReply } from "./socks5.js";
 import { dialFirst, joinSockets } from "./tunnel.js";
-import { checkTlsServerName, tlsGateTarget } from "./tls-gate.js";
+import { tlsGate, tlsGateTarget } from "./tls-gate.js";
 import type { Pump } from "../agent/pump.js";
 import {
   DEFAULT_EGRESS_LIMITS,
@@ -143,10 +143,10 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     // A forwarded plain-HTTP request head counts as bytes sent up, like any other.
     const forwardedHead = req.protocol === "http" ? req.upstreamHead!.length : 0;
     const gateTarget = tlsGateTarget(req.protocol, host);
-    const gate = gateTarget ? (c: Socket, first: Buffer) => checkTlsServerName(c, gateTarget, first, limits.headerTimeoutMs) : undefined;
+    const gate = gateTarget ? tlsGate(gateTarget, limits.headerTimeoutMs) : undefined;
     joinSockets(client, upstream, pump, { leftover, handshakeBytes: received - leftover.length, idleTimeoutMs: limits.idleTimeoutMs, gate }, (r) => {
       if (r.refused !== undefined) {
-        record({ host, address, allowed: false, rule: decision.rule, reason: r.refused, bytesDown: r.bytesDown });
+        record({ host, address, allowed: false, rule: decision.rule, reason: r.refused, bytesUp: r.bytesUp, bytesDown: r.bytesDown });
         warnOnce(`sni:${host}:${req.port}`, `egress: ${r.refused}; the tunnel was closed`, req);
         return;
       }

@@ -4,12 +4,12 @@
 
 import { isIP, type Socket } from "node:net";
 import { normalizeHost } from "../policy/addresses.js";
-import { peekClientHello } from "./tls-sni.js";
+import { peekClientHello, peekRetriedClientHello, type ClientHelloPeek } from "./tls-sni.js";
 import type { EgressProtocol } from "./types.js";
 
 export type GateVerdict =
-  /** Forward `bytes` (everything read so far, unchanged) and carry on. */
-  | { readonly pass: true; readonly bytes: Buffer; readonly serverName: string | null }
+  /** Forward `bytes` (everything read so far, unchanged) and carry on; `clientHello`: they hold one. */
+  | { readonly pass: true; readonly bytes: Buffer; readonly serverName: string | null; readonly clientHello: boolean }
   | { readonly pass: false; readonly reason: string };
 
 /**
@@ -18,7 +18,7 @@ export type GateVerdict =
  * for here (the tunnel's idle timeout applies); once a TLS record has begun, the rest
  * of it must arrive within `timeoutMs`.
  */
-export function checkTlsServerName(client: Socket, target: GateTarget, initial: Buffer, timeoutMs: number): Promise<GateVerdict> {
+export function checkTlsServerName(client: Socket, target: GateTarget, initial: Buffer, timeoutMs: number, peek: (data: Uint8Array) => ClientHelloPeek = peekClientHello): Promise<GateVerdict> {
   return new Promise((resolve) => {
     let settled = false;
     const chunks: Buffer[] = initial.length > 0 ? [initial] : [];
@@ -42,16 +42,16 @@ export function checkTlsServerName(client: Socket, target: GateTarget, initial: 
       const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
       chunks.length = 0;
       chunks.push(data);
-      const peek = peekClientHello(data);
-      if (peek.kind === "need-more") {
-        needed = peek.needed;
+      const p = peek(data);
+      if (p.kind === "need-more") {
+        needed = p.needed;
         timer ??= setTimeout(() => finish({ pass: false, reason: `the TLS ClientHello did not arrive within ${timeoutMs} ms` }), timeoutMs);
         return;
       }
-      if (peek.kind === "not-tls") return finish({ pass: true, bytes: data, serverName: null });
-      if (peek.kind === "malformed") return finish({ pass: false, reason: peek.reason });
-      const verdict = compareServerName(peek.serverName, target);
-      finish(verdict === null ? { pass: true, bytes: data, serverName: peek.serverName } : { pass: false, reason: verdict });
+      if (p.kind === "not-tls") return finish({ pass: true, bytes: data, serverName: null, clientHello: false });
+      if (p.kind === "malformed") return finish({ pass: false, reason: p.reason });
+      const verdict = compareServerName(p.serverName, target);
+      finish(verdict === null ? { pass: true, bytes: data, serverName: p.serverName, clientHello: true } : { pass: false, reason: verdict });
     };
     const onData = (chunk: Buffer) => {
       chunks.push(chunk);
@@ -61,7 +61,7 @@ export function checkTlsServerName(client: Socket, target: GateTarget, initial: 
     // A client that half-closes before sending anything passes (its FIN goes upstream);
     // one that stops inside a TLS record sent nothing a server could act on.
     const onEnd = () =>
-      finish(total === 0 ? { pass: true, bytes: Buffer.alloc(0), serverName: null } : { pass: false, reason: "the client closed the connection before its TLS ClientHello was complete" });
+      finish(total === 0 ? { pass: true, bytes: Buffer.alloc(0), serverName: null, clientHello: false } : { pass: false, reason: "the client closed the connection before its TLS ClientHello was complete" });
     const onClose = () => finish({ pass: false, reason: "the client closed the connection before its first bytes could be checked" });
     client.on("data", onData);
     client.once("end", onEnd);
@@ -70,6 +70,24 @@ export function checkTlsServerName(client: Socket, target: GateTarget, initial: 
     // Judged already (the handshake's leftover held it all): stay paused for the pipe.
     if (!settled && client.readableFlowing !== true) client.resume();
   });
+}
+
+/** The check as a tunnel uses it: the first bytes, then the ClientHello a HelloRetryRequest asks for. */
+export interface TlsGate {
+  first(client: Socket, leftover: Buffer): Promise<GateVerdict>;
+  retried(client: Socket): Promise<GateVerdict>;
+}
+
+export function tlsGate(target: GateTarget, timeoutMs: number): TlsGate {
+  return {
+    first: (client, leftover) => checkTlsServerName(client, target, leftover, timeoutMs),
+    // SECURITY: the retried ClientHello may name another host (RFC 8446 forbids it,
+    // not every server enforces it): it is held and judged like the first.
+    retried: async (client) => {
+      const v = await checkTlsServerName(client, target, Buffer.alloc(0), timeoutMs, peekRetriedClientHello);
+      return v.pass ? v : { pass: false, reason: `${v.reason} (in the ClientHello after a HelloRetryRequest)` };
+    },
+  };
 }
 
 /** The host a tunnel was opened to, and how (for the refusal's wording). */

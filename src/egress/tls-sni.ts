@@ -1,6 +1,7 @@
 // A small, bounded, pure parser for the first bytes a client sends in a tunnel:
 // is it a TLS ClientHello, and which server name (SNI) does it ask for?
-// Reads one TLS record at most (5 + 16,384 bytes) and trusts no length.
+// Reads one TLS record at most (5 + 16,384 bytes; after a HelloRetryRequest,
+// up to 64 KiB of skipped records before it) and trusts no length.
 // Not responsible for sockets, timeouts or deciding what a name may be.
 
 /** TLS record header: type, legacy version, length. */
@@ -12,9 +13,12 @@ export const MAX_CLIENT_HELLO_BYTES = RECORD_HEADER + MAX_TLS_RECORD;
 
 /** TLS record content types: change_cipher_spec (20) … heartbeat (24). */
 const CONTENT_FIRST = 0x14;
+const CONTENT_CCS = 0x14;
 const CONTENT_HANDSHAKE = 0x16;
+const CONTENT_APPLICATION_DATA = 0x17;
 const CONTENT_LAST = 0x18;
 const HANDSHAKE_CLIENT_HELLO = 0x01;
+const HANDSHAKE_SERVER_HELLO = 0x02;
 const EXT_SERVER_NAME = 0x0000;
 const NAME_TYPE_HOST = 0x00;
 
@@ -51,22 +55,63 @@ export function peekClientHello(data: Uint8Array): ClientHelloPeek {
     if (data[1] === 3 || length <= 2) return malformed(`a TLS record of type ${type} (${length} bytes) comes before the ClientHello`);
     return { kind: "not-tls" };
   }
-  const major = data[1]!;
-  const minor = data[2]!;
-  const recordLength = (data[3]! << 8) | data[4]!;
+  return helloRecordAt(data, 0);
+}
+
+/** The ClientHello record starting at `at` (its first byte is 0x16). */
+function helloRecordAt(data: Uint8Array, at: number): ClientHelloPeek {
+  if (data.length < at + RECORD_HEADER) return { kind: "need-more", needed: at + RECORD_HEADER };
+  const major = data[at + 1]!;
+  const minor = data[at + 2]!;
+  const recordLength = (data[at + 3]! << 8) | data[at + 4]!;
   // SECURITY: a first byte of 0x16 is taken as TLS; anything odd after it is refused,
   // never passed as "not TLS", so a mangled header cannot slip a name past the check.
   if (major !== 3 || minor > 4) return malformed(`the TLS record version ${major}.${minor} is not TLS`);
   if (recordLength === 0) return malformed("the TLS record is empty");
   if (recordLength > MAX_TLS_RECORD) return malformed(`the TLS record length ${recordLength} exceeds ${MAX_TLS_RECORD}`);
-  const end = RECORD_HEADER + recordLength;
+  const end = at + RECORD_HEADER + recordLength;
   if (data.length < end) return { kind: "need-more", needed: end };
   try {
-    return { kind: "client-hello", serverName: parseHandshake(new Cursor(data, RECORD_HEADER, end)) };
+    return { kind: "client-hello", serverName: parseHandshake(new Cursor(data, at + RECORD_HEADER, end)) };
   } catch (err) {
     if (err instanceof Malformed) return malformed(err.message);
     throw err;
   }
+}
+
+/** Bytes of ChangeCipherSpec and early-data records skipped before a retried ClientHello, at most. */
+export const MAX_SKIPPED_BEFORE_RETRY = 64 * 1024;
+
+/**
+ * After a HelloRetryRequest (TLS 1.3), the client's next ClientHello: it may come
+ * after a ChangeCipherSpec and after early data sent before the retry arrived,
+ * which the server skips; anything else first is refused. Never "not TLS".
+ */
+export function peekRetriedClientHello(data: Uint8Array): ClientHelloPeek {
+  let at = 0;
+  for (;;) {
+    if (data.length < at + RECORD_HEADER) return { kind: "need-more", needed: at + RECORD_HEADER };
+    const type = data[at]!;
+    if (type === CONTENT_HANDSHAKE) return helloRecordAt(data, at);
+    const length = (data[at + 3]! << 8) | data[at + 4]!;
+    if ((type !== CONTENT_CCS && type !== CONTENT_APPLICATION_DATA) || data[at + 1] !== 3 || length > MAX_TLS_RECORD + 256) {
+      return malformed(`after a HelloRetryRequest the client sent a record of type ${type} (${length} bytes) instead of a ClientHello`);
+    }
+    at += RECORD_HEADER + length;
+    if (at > MAX_SKIPPED_BEFORE_RETRY) return malformed(`more than ${MAX_SKIPPED_BEFORE_RETRY} bytes came before the ClientHello that follows a HelloRetryRequest`);
+  }
+}
+
+/** RFC 8446 §4.1.3: a ServerHello with this random is a HelloRetryRequest. */
+const HRR_RANDOM = Buffer.from("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c", "hex");
+/** Record header, handshake header, legacy_version, random. */
+export const SERVER_HELLO_PREFIX_BYTES = RECORD_HEADER + 4 + 2 + 32;
+
+/** Whether the server's first bytes (at least SERVER_HELLO_PREFIX_BYTES of them) open a HelloRetryRequest. */
+export function isHelloRetryRequest(serverFirst: Uint8Array): boolean {
+  if (serverFirst.length < SERVER_HELLO_PREFIX_BYTES) return false;
+  if (serverFirst[0] !== CONTENT_HANDSHAKE || serverFirst[1] !== 3 || serverFirst[5] !== HANDSHAKE_SERVER_HELLO) return false;
+  return HRR_RANDOM.equals(serverFirst.subarray(11, 11 + 32));
 }
 
 function malformed(reason: string): ClientHelloPeek {

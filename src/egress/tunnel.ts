@@ -5,7 +5,8 @@
 
 import { connect, type NetConnectOpts, type Socket } from "node:net";
 import { createPump, type Pump } from "../agent/pump.js";
-import type { GateVerdict } from "./tls-gate.js";
+import type { TlsGate } from "./tls-gate.js";
+import { isHelloRetryRequest, SERVER_HELLO_PREFIX_BYTES } from "./tls-sni.js";
 
 /** Dial the addresses in order (IP literals only, so no lookup happens here); the first that connects wins. */
 export async function dialFirst(addresses: readonly string[], port: number, timeoutMs: number): Promise<{ socket: Socket; address: string; pump: Pump }> {
@@ -49,7 +50,7 @@ export interface TunnelResult {
   readonly bytesUp: number;
   readonly bytesDown: number;
   readonly reason: string;
-  /** Set when the first-bytes check refused the tunnel: nothing went upstream. */
+  /** Set when the first-bytes check refused the tunnel (bytesUp: what it had let through). */
   readonly refused?: string;
 }
 
@@ -60,7 +61,7 @@ export interface TunnelOptions {
   readonly handshakeBytes: number;
   readonly idleTimeoutMs: number;
   /** Judge the client's first bytes before any goes upstream (the TLS server name check). */
-  readonly gate?: (client: Socket, leftover: Buffer) => Promise<GateVerdict>;
+  readonly gate?: TlsGate;
 }
 
 /**
@@ -73,14 +74,15 @@ export function joinSockets(client: Socket, upstream: Socket, pump: Pump, opts: 
   let reason = "closed";
   let refused: string | undefined;
   let finished = false;
-  // Until the gate opens the way up, nothing the client sent has gone upstream.
+  // Until the gate opens the way up, only what it let through has gone upstream.
   let opened = false;
+  let sentBeforeOpen = 0;
   const finish = () => {
     if (finished) return;
     finished = true;
     client.destroy();
     upstream.destroy();
-    const bytesUp = opened ? Math.max(0, client.bytesRead - opts.handshakeBytes) : 0;
+    const bytesUp = opened ? Math.max(0, client.bytesRead - opts.handshakeBytes) : sentBeforeOpen;
     done({ bytesUp, bytesDown: upstream.bytesRead, reason, ...(refused === undefined ? {} : { refused }) });
   };
   const idle = () => {
@@ -101,7 +103,10 @@ export function joinSockets(client: Socket, upstream: Socket, pump: Pump, opts: 
       else other.end(() => setTimeout(finish, 1000).unref());
     });
   }
-  // Downstream: read into the pump's buffer, written straight to the client.
+  // Downstream: read into the pump's buffer, written straight to the client. With a
+  // gate, the server's first bytes are looked at too: a HelloRetryRequest?
+  let serverFirst: Promise<Buffer> | null = null;
+  if (opts.gate) serverFirst = new Promise((r) => pump.watchFirst(SERVER_HELLO_PREFIX_BYTES, r));
   upstream.once("end", () => client.end());
   pump.start(upstream, client);
   // Upstream: the client's socket was accepted by a server, so it cannot take `onread`; pipe it.
@@ -112,13 +117,24 @@ export function joinSockets(client: Socket, upstream: Socket, pump: Pump, opts: 
     client.pipe(upstream);
   };
   if (!opts.gate) return open(opts.leftover);
-  opts.gate(client, opts.leftover).then((v) => {
-    if (v.pass) return open(v.bytes);
-    refused = v.reason;
-    reason = v.reason;
+  const gate = opts.gate;
+  const refuse = (why: string) => {
+    refused = reason = why;
     finish();
-  }, (err: Error) => {
-    refused = reason = `the first bytes could not be checked: ${err.message}`;
-    finish();
-  });
+  };
+  const judge = async () => {
+    const v = await gate.first(client, opts.leftover);
+    if (!v.pass) return refuse(v.reason);
+    if (!v.clientHello) return open(v.bytes);
+    // The ClientHello goes up; the client's next bytes wait for the server's answer.
+    upstream.write(v.bytes);
+    sentBeforeOpen += v.bytes.length;
+    const answer = await serverFirst!;
+    if (finished) return;
+    if (!isHelloRetryRequest(answer)) return open(Buffer.alloc(0));
+    const retried = await gate.retried(client);
+    if (!retried.pass) return refuse(retried.reason);
+    open(retried.bytes);
+  };
+  judge().catch((err: Error) => refuse(`the first bytes could not be checked: ${err.message}`));
 }

@@ -14,6 +14,7 @@ import { startEgressProxy } from "../../src/egress/proxy.js";
 import type { EgressEvent, EgressProxy } from "../../src/egress/types.js";
 import { Logger } from "../../src/log.js";
 import { whichSync } from "../../src/sandbox/which.js";
+import { isHelloRetryRequest, SERVER_HELLO_PREFIX_BYTES } from "../../src/egress/tls-sni.js";
 import { captureClientHello } from "../unit/egress/tls-hello.js";
 import { rules } from "../unit/policy/egress-rule-helper.js";
 
@@ -21,6 +22,9 @@ const hasOpenssl = whichSync("openssl") !== null;
 let tmp: string;
 let https: Server;
 let port: number;
+/** Speaks TLS 1.3 with P-256 only: a client offering an X25519 key share gets a HelloRetryRequest. */
+let retrying: Server;
+let retryPort: number;
 let proxy: EgressProxy;
 let ca: Buffer;
 const events: EgressEvent[] = [];
@@ -38,9 +42,13 @@ describe.skipIf(!hasOpenssl)(`TLS server name check through the proxy${hasOpenss
     https.on("secureConnection", (s) => served.push((s as unknown as { servername: string | false }).servername));
     await new Promise<void>((r) => https.listen(0, "127.0.0.17", r));
     port = (https.address() as AddressInfo).port;
+    retrying = createHttps({ key: readFileSync(join(tmp, "key.pem")), cert: ca, ecdhCurve: "P-256", minVersion: "TLSv1.3" }, (req, res) => res.end(`retried ${req.headers.host}`));
+    retrying.on("secureConnection", (s) => served.push((s as unknown as { servername: string | false }).servername));
+    await new Promise<void>((r) => retrying.listen(0, "127.0.0.17", r));
+    retryPort = (retrying.address() as AddressInfo).port;
     proxy = await startEgressProxy({
       server: "sni",
-      rules: rules(`allowed.test:${port}`, `127.0.0.17:${port}`),
+      rules: rules(`allowed.test:${port}`, `127.0.0.17:${port}`, `allowed.test:${retryPort}`),
       socketPath: join(tmp, "egress.sock"),
       // Both names on one address, as on a CDN; only allowed.test has a rule.
       resolver: async (n) => (n === "allowed.test" || n === "other.test" ? ["127.0.0.17"] : []),
@@ -53,8 +61,10 @@ describe.skipIf(!hasOpenssl)(`TLS server name check through the proxy${hasOpenss
 
   afterAll(async () => {
     await proxy?.close();
-    https?.closeAllConnections();
-    await new Promise((r) => https?.close(r));
+    for (const server of [https, retrying]) {
+      server?.closeAllConnections();
+      await new Promise((r) => server?.close(r));
+    }
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -90,8 +100,8 @@ describe.skipIf(!hasOpenssl)(`TLS server name check through the proxy${hasOpenss
       if (replied) s.on("data", onHead);
     });
   }
-  const viaConnect = (servername?: string) =>
-    httpsThrough(Buffer.from(`CONNECT allowed.test:${port} HTTP/1.1\r\nHost: allowed.test\r\n\r\n`), (d) => {
+  const viaConnect = (servername?: string, to = port) =>
+    httpsThrough(Buffer.from(`CONNECT allowed.test:${to} HTTP/1.1\r\nHost: allowed.test\r\n\r\n`), (d) => {
       if (!d.includes("\r\n\r\n")) return "wait";
       return d.toString("latin1").startsWith("HTTP/1.1 200") ? "ok" : "no";
     }, servername);
@@ -176,6 +186,46 @@ describe.skipIf(!hasOpenssl)(`TLS server name check through the proxy${hasOpenss
     expect(out).toBe("HTTP/1.1 200 Connection Established\r\n\r\n");
     await waitFor(() => events.length === from + 1);
     expect(events.at(-1)).toMatchObject({ allowed: false, host: "allowed.test", bytesUp: 0, reason: "malformed TLS ClientHello: a TLS record of type 21 (2 bytes) comes before the ClientHello" });
+    expect(served.slice(servedBefore)).toEqual([]);
+  });
+
+  it("checks the ClientHello a HelloRetryRequest asks for as well", async () => {
+    // A real client through a server that answers with a HelloRetryRequest: still works.
+    const ok = await viaConnect("allowed.test", retryPort);
+    expect(ok.out).toMatch(/retried allowed\.test$/);
+    // A client that asks for the allowed name first, then for another one after the retry.
+    const from = events.length;
+    const servedBefore = served.length;
+    const first = await captureClientHello({ servername: "allowed.test" });
+    const second = await captureClientHello({ servername: "other.test" });
+    const seen = await new Promise<{ retry: boolean; closed: boolean }>((resolve) => {
+      const s = connect(proxy.socketPath, () => s.write(`CONNECT allowed.test:${retryPort} HTTP/1.1\r\n\r\n`));
+      let buf = Buffer.alloc(0);
+      let step = 0;
+      let retry = false;
+      s.on("data", (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        if (step === 0 && buf.includes("\r\n\r\n")) {
+          step = 1;
+          buf = buf.subarray(buf.indexOf("\r\n\r\n") + 4);
+          s.write(first);
+        }
+        if (step === 1 && buf.length >= SERVER_HELLO_PREFIX_BYTES) {
+          step = 2;
+          retry = isHelloRetryRequest(buf);
+          s.write(second);
+        }
+      });
+      s.on("error", () => {});
+      s.on("close", () => resolve({ retry, closed: true }));
+    });
+    expect(seen).toEqual({ retry: true, closed: true });
+    await waitFor(() => events.length === from + 1);
+    expect(events.at(-1)).toMatchObject({
+      allowed: false, host: "allowed.test", port: retryPort,
+      reason: "TLS server name other.test does not match CONNECT host allowed.test (in the ClientHello after a HelloRetryRequest)",
+    });
+    expect(events.at(-1)!.bytesUp).toBe(first.length);
     expect(served.slice(servedBefore)).toEqual([]);
   });
 });

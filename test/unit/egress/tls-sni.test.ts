@@ -5,7 +5,7 @@ import { PassThrough } from "node:stream";
 import type { Socket } from "node:net";
 import { beforeAll, describe, expect, it } from "vitest";
 import { checkTlsServerName, compareServerName, type GateVerdict } from "../../../src/egress/tls-gate.js";
-import { MAX_CLIENT_HELLO_BYTES, peekClientHello } from "../../../src/egress/tls-sni.js";
+import { isHelloRetryRequest, MAX_CLIENT_HELLO_BYTES, peekClientHello, peekRetriedClientHello, SERVER_HELLO_PREFIX_BYTES } from "../../../src/egress/tls-sni.js";
 import { captureClientHello, handshake, helloBody, helloWithSni, record, sniBody } from "./tls-hello.js";
 
 let real: { named: Buffer; bare: Buffer; tls12: Buffer; alpn: Buffer };
@@ -129,6 +129,30 @@ describe("peekClientHello on lying or odd lengths", () => {
   });
 });
 
+describe("after a HelloRetryRequest", () => {
+  const hrrRandom = Buffer.from("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c", "hex");
+  const serverHello = (random: Buffer) => record(handshake(Buffer.concat([Buffer.from([3, 3]), random, Buffer.alloc(40)]), 2), undefined, [3, 3]);
+
+  it("recognises a HelloRetryRequest by its random, and nothing else", () => {
+    expect(isHelloRetryRequest(serverHello(hrrRandom).subarray(0, SERVER_HELLO_PREFIX_BYTES))).toBe(true);
+    expect(isHelloRetryRequest(serverHello(Buffer.alloc(32, 9)))).toBe(false);
+    expect(isHelloRetryRequest(serverHello(hrrRandom).subarray(0, SERVER_HELLO_PREFIX_BYTES - 1))).toBe(false);
+    expect(isHelloRetryRequest(Buffer.from("SSH-2.0-OpenSSH_9.2 and some more bytes to reach 43 bytes"))).toBe(false);
+  });
+
+  it("finds the retried ClientHello after a ChangeCipherSpec and early data, and refuses anything else", () => {
+    const ccs = Buffer.from([0x14, 3, 3, 0, 1, 1]);
+    const early = Buffer.concat([Buffer.from([0x17, 3, 3, 0, 100]), Buffer.alloc(100, 7)]);
+    expect(peekRetriedClientHello(Buffer.concat([ccs, early, real.named]))).toEqual({ kind: "client-hello", serverName: "api.example.com" });
+    expect(peekRetriedClientHello(real.bare)).toEqual({ kind: "client-hello", serverName: null });
+    expect(peekRetriedClientHello(ccs)).toEqual({ kind: "need-more", needed: ccs.length + 5 });
+    expect(peekRetriedClientHello(Buffer.from("GET / HTTP/1.1\r\n"))).toMatchObject({ kind: "malformed", reason: expect.stringContaining("instead of a ClientHello") });
+    expect(peekRetriedClientHello(Buffer.concat([Buffer.from([0x15, 3, 3, 0, 2, 1, 0]), real.named]))).toMatchObject({ kind: "malformed" });
+    const flood = Buffer.concat(Array.from({ length: 5 }, () => Buffer.concat([Buffer.from([0x17, 3, 3, 0x40, 0]), Buffer.alloc(0x4000)])));
+    expect(peekRetriedClientHello(flood)).toMatchObject({ kind: "malformed", reason: expect.stringContaining("more than 65536 bytes") });
+  });
+});
+
 describe("compareServerName", () => {
   const t = { host: "api.example.com", via: "CONNECT" };
   it.each<[string | null, string | null]>([
@@ -157,22 +181,22 @@ describe("checkTlsServerName (the gate) on a stream fed in pieces", () => {
     const h = real.named;
     for (let i = 0; i <= h.length; i++) {
       const v = await gate([h.subarray(0, i), h.subarray(i)]);
-      expect(v).toEqual({ pass: true, bytes: h, serverName: "api.example.com" });
+      expect(v).toEqual({ pass: true, bytes: h, serverName: "api.example.com", clientHello: true });
     }
   });
 
   it("passes a hello that arrives one byte at a time", async () => {
     const h = real.named;
     const v = await gate([Buffer.alloc(0), ...Array.from(h, (b) => Buffer.from([b]))]);
-    expect(v).toEqual({ pass: true, bytes: h, serverName: "api.example.com" });
+    expect(v).toEqual({ pass: true, bytes: h, serverName: "api.example.com", clientHello: true });
   });
 
   it("refuses another name, passes no SNI and plain protocols", async () => {
     const other = await captureClientHello({ servername: "evil.example.net" });
     expect(await gate([other])).toEqual({ pass: false, reason: "TLS server name evil.example.net does not match CONNECT host api.example.com" });
-    expect(await gate([real.bare])).toEqual({ pass: true, bytes: real.bare, serverName: null });
+    expect(await gate([real.bare])).toEqual({ pass: true, bytes: real.bare, serverName: null, clientHello: true });
     const plain = Buffer.from("SSH-2.0-x\r\n");
-    expect(await gate([Buffer.alloc(0), plain])).toEqual({ pass: true, bytes: plain, serverName: null });
+    expect(await gate([Buffer.alloc(0), plain])).toEqual({ pass: true, bytes: plain, serverName: null, clientHello: false });
   });
 
   it("refuses malformed TLS, a hello cut by the client's FIN, and one that stalls", async () => {
@@ -193,6 +217,6 @@ describe("checkTlsServerName (the gate) on a stream fed in pieces", () => {
   });
 
   it("passes a client that half-closes without sending anything", async () => {
-    expect(await gate([], 5000, true)).toEqual({ pass: true, bytes: Buffer.alloc(0), serverName: null });
+    expect(await gate([], 5000, true)).toEqual({ pass: true, bytes: Buffer.alloc(0), serverName: null, clientHello: false });
   });
 });
