@@ -4,6 +4,7 @@
 // No imports beyond Node: runs inside the sandbox.
 
 import { connect, createServer, type NetConnectOpts, type Server, type Socket } from "node:net";
+import { createPump } from "./pump.js";
 
 export interface RelayOptions {
   readonly host: string;
@@ -26,7 +27,8 @@ export function startRelay(opts: RelayOptions): Promise<Server> {
 }
 
 function relay(client: Socket, opts: RelayOptions): void {
-  const o: NetConnectOpts & { highWaterMark: number } = { path: opts.socketPath, allowHalfOpen: true, highWaterMark: 256 * 1024 };
+  const pump = createPump();
+  const o: NetConnectOpts & { highWaterMark: number } = { path: opts.socketPath, allowHalfOpen: true, highWaterMark: 256 * 1024, onread: pump.onread };
   const upstream = connect(o);
   const kill = () => {
     client.destroy();
@@ -39,5 +41,6 @@ function relay(client: Socket, opts: RelayOptions): void {
   if (opts.preamble) upstream.write(opts.preamble);
   client.setNoDelay(true);
   client.pipe(upstream);
-  upstream.pipe(client);
+  upstream.once("end", () => client.end());
+  pump.start(upstream, client);
 }

@@ -14,6 +14,8 @@ import { HandshakeError, SocketReader } from "./reader.js";
 import { systemResolver } from "./resolver.js";
 import { socks5Handshake, socksReply, SocksReply } from "./socks5.js";
 import { dialFirst, joinSockets } from "./tunnel.js";
+import { tlsGate, tlsGateTarget } from "./tls-gate.js";
+import type { Pump } from "../agent/pump.js";
 import {
   DEFAULT_EGRESS_LIMITS,
   type EgressEvent,
@@ -54,15 +56,17 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     }
   };
 
-  const warnRefusal = (d: EgressDecision, req: Request) => {
-    const key = `${d.host ?? req.host}:${req.port}`;
+  const warnOnce = (key: string, message: string, req: Request) => {
     if (warned.has(key) || warned.size > 1000) return;
     warned.add(key);
+    log.warn(message, { protocol: req.protocol });
+  };
+  const warnRefusal = (d: EgressDecision, req: Request) => {
     const add = suggestRule(d.host, req.port, [], classifyOpts());
     const hint = add
       ? `to allow it, add "${add}" to servers.${opts.server}.allowed_hosts`
       : "no name rule can allow this address; an explicit IP rule would, only if you really mean it";
-    log.warn(`egress: ${d.reason}; ${hint}`, { protocol: req.protocol });
+    warnOnce(`${d.host ?? req.host}:${req.port}`, `egress: ${d.reason}; ${hint}`, req);
   };
 
   const handle = async (client: Socket) => {
@@ -115,8 +119,9 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     const host = decision.host ?? req.host;
     let upstream: Socket;
     let address: string;
+    let pump: Pump;
     try {
-      ({ socket: upstream, address } = await dialFirst(decision.addresses, req.port, limits.connectTimeoutMs));
+      ({ socket: upstream, address, pump } = await dialFirst(decision.addresses, req.port, limits.connectTimeoutMs));
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       answer(client, req, e.code === "ETIMEDOUT" ? "timeout" : "failed", `nucleus: could not connect to ${host} port ${req.port}: ${e.code ?? e.message}`);
@@ -133,12 +138,20 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     if (req.protocol === "connect") client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
     else if (req.protocol === "socks5") client.write(socksReply(SocksReply.succeeded));
     else if (req.protocol === "http") upstream.write(req.upstreamHead!);
+    const received = reader.received;
     const leftover = reader.detach();
     // A forwarded plain-HTTP request head counts as bytes sent up, like any other.
     const forwardedHead = req.protocol === "http" ? req.upstreamHead!.length : 0;
-    joinSockets(client, upstream, leftover, limits.idleTimeoutMs, (r) =>
-      record({ host, address, allowed: true, rule: decision.rule, reason: `${decision.reason}; ${r.reason}`, bytesUp: r.bytesUp + forwardedHead, bytesDown: r.bytesDown }),
-    );
+    const gateTarget = tlsGateTarget(req.protocol, host);
+    const gate = gateTarget ? tlsGate(gateTarget, limits.headerTimeoutMs) : undefined;
+    joinSockets(client, upstream, pump, { leftover, handshakeBytes: received - leftover.length, idleTimeoutMs: limits.idleTimeoutMs, gate }, (r) => {
+      if (r.refused !== undefined) {
+        record({ host, address, allowed: false, rule: decision.rule, reason: r.refused, bytesUp: r.bytesUp, bytesDown: r.bytesDown });
+        warnOnce(`sni:${host}:${req.port}`, `egress: ${r.refused}; the tunnel was closed`, req);
+        return;
+      }
+      record({ host, address, allowed: true, rule: decision.rule, reason: `${decision.reason}; ${r.reason}`, bytesUp: r.bytesUp + forwardedHead, bytesDown: r.bytesDown });
+    });
   };
 
   const server: Server = createServer({ allowHalfOpen: true, pauseOnConnect: false, highWaterMark: 256 * 1024 }, (client) => {

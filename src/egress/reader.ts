@@ -17,7 +17,9 @@ export class SocketReader {
   private buf: Buffer = Buffer.alloc(0);
   private wake: (() => void) | null = null;
   private closed = false;
+  private total = 0;
   private readonly onData = (chunk: Buffer) => {
+    this.total += chunk.length;
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     // SECURITY: bound memory even while nobody is waiting.
     if (this.buf.length > this.cap) this.socket.pause();
@@ -35,6 +37,11 @@ export class SocketReader {
     socket.on("data", this.onData);
     socket.once("end", this.onEnd);
     socket.once("close", this.onEnd);
+  }
+
+  /** Every byte this reader has been given, handshake and beyond. */
+  get received(): number {
+    return this.total;
   }
 
   /** Peek at the first bytes once at least `n` have arrived. */

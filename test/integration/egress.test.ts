@@ -135,7 +135,7 @@ describe.skipIf(missing.length > 0)(`egress through a real sandbox (needs ${miss
     expect(results.hexAllowedIp.out).toContain("hello web /hex");
   });
 
-  it("refuses disallowed hosts, other ports, rebinding names, odd IP notations and the wildcard's apex", () => {
+  it("refuses disallowed hosts, other ports, rebinding names, odd IP notations, the wildcard's apex and a mismatched TLS name", () => {
     const refusedBy403 = ["disallowedHost", "otherPort", "rebindLoopback", "rebindMetadata", "hostHeaderTrick", "ipv6Loopback", "mappedLoopback", "decimalLoopback", "octalLoopback", "wildcardApex", "wildcardSub"];
     for (const k of refusedBy403) expect([k, results[k].out.slice(0, 22)]).toEqual([k, "HTTP/1.1 403 Forbidden"]);
     expect(results.rebindLoopback.out).toContain("127.0.0.1 (loopback)");
@@ -143,6 +143,7 @@ describe.skipIf(missing.length > 0)(`egress through a real sandbox (needs ${miss
     expect(results.wildcardSub.out).toContain("private");
     expect(results.socksRefused.reply).toEqual([5, 2]);
     expect(results.pinForged.out).toBe("");
+    expect(results.sniMismatch.ok).toBe(false);
     expect(canaryHits).toEqual([]);
   });
 
@@ -174,6 +175,7 @@ describe.skipIf(missing.length > 0)(`egress through a real sandbox (needs ${miss
     expect(refused.find((e) => e.host === "metadata.test")).toMatchObject({ address: null, resolved: ["169.254.169.254"] });
     expect(refused.find((e) => e.host === "forbidden.test" && e.protocol === "pin")).toBeDefined();
     expect(refused.find((e) => e.host === "forbidden.test" && e.protocol === "socks5")).toBeDefined();
+    expect(refused.find((e) => e.host === "secure.test")).toMatchObject({ protocol: "connect", address: "127.0.0.18", reason: "TLS server name forbidden.test does not match CONNECT host secure.test" });
     expect(refused.some((e) => /did not arrive within 2000 ms/.test(e.reason))).toBe(true);
     expect(refused.filter((e) => /concurrent connections/.test(e.reason)).length).toBeGreaterThanOrEqual(1000 - CAP);
     const allowed = events.filter((e) => e.allowed && e.host === "db.test");
