@@ -34,6 +34,8 @@ describe("nucleus serve reloads its config on SIGHUP", () => {
       const names = async () => (await client.listTools()).tools.map((t) => t.name).sort();
       expect(await names()).toContain("two__echo");
       const pidOf = (n: string) => Number(new RegExp(`server "${n}" ready \\(server=${n} backend=\\w+ pid=(\\d+)`).exec(stderr)?.[1]);
+      // (The "ready" log lines travel on stderr, which may arrive after the list's answer on stdout.)
+      await expect.poll(() => pidOf("one") > 0 && pidOf("two") > 0, { timeout: 10_000 }).toBe(true);
       const onePid = pidOf("one");
       const twoPid = pidOf("two");
       expect(alive(onePid) && alive(twoPid)).toBe(true);
