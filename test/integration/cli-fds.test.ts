@@ -30,17 +30,19 @@ async function fdsSeenByServer(backendLines: string): Promise<{ fds: Record<stri
   let stderr = "";
   child.stderr!.on("data", (d) => (stderr += d));
   const client = new Client({ name: "fds-test", version: "1" });
+  let fds: Record<string, string>;
   try {
     await client.connect(new StreamTransport(child.stdout!, child.stdin!, { role: "client", peer: "nucleus" }));
     const r = await client.callTool({ name: "fds", arguments: {} });
-    const text = (r.content as Array<{ text: string }>)[0]!.text;
-    return { fds: JSON.parse(text) as Record<string, string>, stderr };
+    fds = JSON.parse((r.content as Array<{ text: string }>)[0]!.text) as Record<string, string>;
   } finally {
     await client.close().catch(() => undefined);
     child.kill("SIGTERM");
     await new Promise((r) => child.once("close", r));
     cfg.cleanup();
   }
+  // (Read once the gateway has exited: all of its stderr is in.)
+  return { fds, stderr };
 }
 
 describe("file descriptors the gateway inherited", () => {
