@@ -61,19 +61,27 @@ export function installFastPath(transport: Transport, host: FastPathHost): void 
     const args = params.arguments ?? {};
     const entry = { call, origin, args, started: Date.now() };
     inFlight.set(id, entry);
+    const settle = (respond: () => void): void => {
+      if (inFlight.get(id) !== entry) return;
+      inFlight.delete(id);
+      try {
+        respond();
+      } catch {
+        // Whatever a hostile answer makes throw here (redaction of a pathological value, a
+        // validator) fails this call, as the SDK fails a handler that throws: never the gateway.
+        host.audit(origin, args, "error", entry.started, "internal error");
+        send({ jsonrpc: "2.0", id, error: { code: ErrorCode.InternalError, message: "Internal error" } });
+      }
+    };
     call.promise.then(
-      (result) => {
-        if (inFlight.get(id) !== entry) return;
-        inFlight.delete(id);
-        answer(id, origin, args, entry.started, result);
-      },
-      (err: unknown) => {
-        if (inFlight.get(id) !== entry) return;
-        inFlight.delete(id);
-        host.audit(origin, args, "error", entry.started);
-        // SECURITY: a server's error text and data are redacted like its results.
-        send({ jsonrpc: "2.0", id, error: wireError(err, (v) => host.out(origin.server, v)) });
-      },
+      (result) => settle(() => answer(id, origin, args, entry.started, result)),
+      (err: unknown) =>
+        settle(() => {
+          // SECURITY: a server's error text and data are redacted like its results.
+          const error = wireError(err, (v) => host.out(origin.server, v));
+          host.audit(origin, args, "error", entry.started);
+          send({ jsonrpc: "2.0", id, error });
+        }),
     );
     return true;
   };
@@ -106,8 +114,14 @@ export function installFastPath(transport: Transport, host: FastPathHost): void 
   };
 
   transport.onmessage = (message, extra) => {
-    if (take(message)) return;
-    next?.call(transport, message, extra);
+    let taken = false;
+    try {
+      taken = take(message);
+    } catch {
+      // (A hostile catalog entry the lookup trips on: the normal path answers with an error.)
+      taken = false;
+    }
+    if (!taken) next?.call(transport, message, extra);
   };
 }
 

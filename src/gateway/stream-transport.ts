@@ -8,6 +8,8 @@ import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+/** Deepest nesting of arrays and objects accepted in one message (no honest MCP message comes close). */
+export const MAX_DEPTH = 256;
 
 export interface StreamTransportOptions {
   /** Largest accepted line (one JSON-RPC message), in bytes. */
@@ -149,6 +151,19 @@ export class StreamTransport implements Transport {
       if (this.opts.role === "server") this.sendError(null, -32700, "Parse error");
       return "other";
     }
+    if (nestedDeeperThan(value, MAX_DEPTH)) {
+      // SECURITY: every later step (redaction, validation, serialising) recurses; a hostile
+      // peer's 200,000-deep value would overflow the stack there. An answer becomes an error
+      // for its request, so the caller hears at once; anything else is dropped.
+      const id = idOf(value);
+      const msg = `${this.opts.peer} sent a message nested deeper than ${MAX_DEPTH} levels`;
+      this.onerror?.(new Error(msg));
+      const isAnswer = typeof value === "object" && value !== null && !("method" in value);
+      if (this.opts.role === "client" && isAnswer && id !== undefined && id !== null) {
+        this.onmessage?.({ jsonrpc: "2.0", id, error: { code: -32603, message: msg } } as JSONRPCMessage);
+      } else if (this.opts.role === "server" && id !== undefined) this.sendError(id, -32600, `Invalid Request: nested deeper than ${MAX_DEPTH} levels`);
+      return "other";
+    }
     const parsed = checkEnvelope(value);
     if (!parsed.success) {
       this.onerror?.(new Error(`${this.opts.peer} sent a message that is not JSON-RPC 2.0`));
@@ -255,6 +270,20 @@ function checkEnvelope(value: unknown): { success: true; data: JSONRPCMessage } 
     if (e && typeof e === "object" && typeof e.code === "number" && typeof e.message === "string") return { success: true, data: v as JSONRPCMessage };
   }
   return { success: false };
+}
+
+/** True when `value` nests arrays/objects deeper than `max` (iterative: safe on any depth). */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== "object" || v === null) continue;
+    if (depth >= max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (typeof child === "object" && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
 }
 
 function idOf(value: unknown): string | number | null | undefined {

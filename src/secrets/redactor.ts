@@ -8,6 +8,9 @@ import { MIN_SECRET_LENGTH } from "./load.js";
 /** The mask. It never says which secret matched: that would tell a reader more than "a secret was here". */
 export const REDACTED = "[REDACTED]";
 
+/** Deeper than this, a JSON value being redacted is masked whole. */
+export const MAX_JSON_DEPTH = 256;
+
 export class SecretRedactor {
   private readonly forms = new Set<string>();
   private readonly names = new Set<string>();
@@ -95,20 +98,22 @@ export class SecretRedactor {
     // Fast path: a value inside a JSON string appears in the serialisation in
     // its JSON-escaped form, which is one of the masked forms.
     if (serialised !== undefined && !this.contains(serialised)) return value;
-    return this.walk(value, new WeakSet()) as T;
+    return this.walk(value, new WeakSet(), 0) as T;
   }
 
-  private walk(value: unknown, seen: WeakSet<object>): unknown {
+  private walk(value: unknown, seen: WeakSet<object>, depth: number): unknown {
     if (typeof value === "string") return this.redact(value);
     if (typeof value === "number" || typeof value === "bigint") {
       return this.contains(String(value)) ? REDACTED : value;
     }
     if (value === null || typeof value !== "object") return value;
-    if (seen.has(value)) return REDACTED;
+    // SECURITY: fail closed on a cycle or on nesting no honest result has (a hostile
+    // server's 200,000-deep array would otherwise overflow the stack).
+    if (seen.has(value) || depth >= MAX_JSON_DEPTH) return REDACTED;
     seen.add(value);
-    if (Array.isArray(value)) return value.map((v) => this.walk(v, seen));
+    if (Array.isArray(value)) return value.map((v) => this.walk(v, seen, depth + 1));
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[this.redact(k)] = this.walk(v, seen);
+    for (const [k, v] of Object.entries(value)) out[this.redact(k)] = this.walk(v, seen, depth + 1);
     return out;
   }
 

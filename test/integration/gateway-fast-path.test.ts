@@ -83,6 +83,18 @@ describe("gateway: tools/call fast path", () => {
     await expect.poll(() => g.logs.join("\n"), { timeout: 5_000 }).toMatch(/cancelled -\d+/);
   });
 
+  it("fails a result nested 100,000 deep with a clear error on both paths, and stays up", async () => {
+    const g = await gw([tiny("a")]);
+    const normal = await callError(g, "a__deep"); // first call: the normal path
+    expect(await idSeen(g)).toBeLessThan(0);
+    const fast = await callError(g, "a__deep");
+    for (const e of [normal, fast]) {
+      expect(e?.code).toBe(-32603);
+      expect(e?.message).toMatch(/server "a" sent a message nested deeper than 256 levels/);
+    }
+    expect(text(await g.client.callTool({ name: "a__echo", arguments: { message: "still up" } }))).toContain("still up");
+  });
+
   it("falls back to the normal path for a hidden or unknown tool, which refuses it", async () => {
     const g = await gw([{ ...tiny("a"), tools: { allow: [], deny: ["crash"] } }]);
     await g.client.listTools();

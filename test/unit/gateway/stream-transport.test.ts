@@ -1,7 +1,7 @@
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamTransport } from "../../../src/gateway/stream-transport.js";
+import { MAX_DEPTH, StreamTransport, nestedDeeperThan } from "../../../src/gateway/stream-transport.js";
 
 function pair(role: "server" | "client", maxMessageBytes = 1024, closeOnOversize = true) {
   const input = new PassThrough();
@@ -20,6 +20,33 @@ function pair(role: "server" | "client", maxMessageBytes = 1024, closeOnOversize
 const tick = () => new Promise((r) => setImmediate(r));
 
 describe("StreamTransport", () => {
+  it("turns an answer nested deeper than MAX_DEPTH into an error for its request; drops a deep request as a server, with an error", async () => {
+    const deep = (n: number) => "[".repeat(n) + "]".repeat(n);
+    const c = pair("client", 10_000_000);
+    await c.t.start();
+    c.input.write(`{"jsonrpc":"2.0","id":3,"result":{"x":${deep(100_000)}}}\n{"jsonrpc":"2.0","method":"notifications/x","params":{"x":${deep(300)}}}\n{"jsonrpc":"2.0","id":4,"result":{"x":${deep(200)}}}\n`);
+    await tick();
+    expect(c.messages).toHaveLength(2);
+    expect(c.messages[0]).toEqual({ jsonrpc: "2.0", id: 3, error: { code: -32603, message: `the peer sent a message nested deeper than ${MAX_DEPTH} levels` } });
+    expect((c.messages[1] as { id: number }).id).toBe(4);
+    expect(c.errors).toHaveLength(2);
+    const s = pair("server", 10_000_000, false);
+    await s.t.start();
+    s.input.write(`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"a":${deep(5000)}}}\n`);
+    await tick();
+    expect(s.messages).toEqual([]);
+    expect(JSON.parse(s.written[0]!)).toEqual({ jsonrpc: "2.0", id: 9, error: { code: -32600, message: `Invalid Request: nested deeper than ${MAX_DEPTH} levels` } });
+  });
+
+  it("measures nesting without recursion", () => {
+    let v: unknown = 1;
+    for (let i = 0; i < 200_000; i++) v = { v };
+    expect(nestedDeeperThan(v, 256)).toBe(true);
+    expect(nestedDeeperThan({ a: [[{ b: [] }]] }, 5)).toBe(false); // five levels
+    expect(nestedDeeperThan({ a: [[{ b: [] }]] }, 4)).toBe(true);
+    expect(nestedDeeperThan("text", 0)).toBe(false);
+  });
+
   it("delivers messages split across chunks and several in one chunk", async () => {
     const p = pair("client");
     await p.t.start();

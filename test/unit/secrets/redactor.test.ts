@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { REDACTED, SecretRedactor } from "../../../src/secrets/redactor.js";
+import { MAX_JSON_DEPTH, REDACTED, SecretRedactor } from "../../../src/secrets/redactor.js";
 
 const TOKEN = "ghp_Zx9/Qw+7 \"t\\k\"&n=1";
 
@@ -125,5 +125,22 @@ describe("SecretRedactor with untidy values", () => {
   it("masks a short value that JSON escapes, inside a JSON value (the fast path sees its escaped form)", () => {
     const r = redactor('ab"c');
     expect(r.redactJson({ text: 'x ab"c y' })).toEqual({ text: `x ${REDACTED} y` });
+  });
+
+  it("masks nesting deeper than MAX_JSON_DEPTH whole instead of overflowing the stack", () => {
+    const r = new SecretRedactor();
+    r.add("T", "s3cr3t-value-1234");
+    let deep: unknown = ["s3cr3t-value-1234"];
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const out = r.redactJson({ keep: "s3cr3t-value-1234 here", deep }) as { keep: string; deep: unknown };
+    expect(out.keep).toBe("[REDACTED] here");
+    let v: unknown = out.deep;
+    let depth = 1;
+    while (Array.isArray(v)) {
+      v = v[0];
+      depth++;
+    }
+    expect(v).toBe(REDACTED);
+    expect(depth).toBeLessThanOrEqual(MAX_JSON_DEPTH + 1);
   });
 });
