@@ -6,9 +6,13 @@
 // (catalog.ts) or for the client session (gateway.ts).
 
 import { setTimeout as sleep } from "node:timers/promises";
+import { PromptSchema, ResourceSchema, ResourceTemplateSchema, ToolSchema } from "@modelcontextprotocol/sdk/types.js";
 import type { Logger } from "../log.js";
 import type { Catalog, Collision, ServerCatalog } from "./catalog.js";
 import type { CatalogKind, Upstream } from "./upstream.js";
+
+/** The catalog parts one kind of change covers. */
+const parts = (k: CatalogKind): Array<keyof ServerCatalog> => (k === "resources" ? ["resources", "templates"] : [k]);
 
 export interface CatalogSyncDeps {
   upstreams(): Upstream[];
@@ -29,6 +33,8 @@ export class CatalogSync {
   /** Kinds the client has listed: only those are announced as changed. */
   readonly listed = new Set<CatalogKind>();
   private readonly reported = new Set<string>();
+  /** Listings in flight after a change, by server and kind; `again` when another change came. */
+  private readonly relisting = new Map<string, { again: boolean }>();
 
   constructor(
     private readonly catalog: Catalog,
@@ -56,12 +62,23 @@ export class CatalogSync {
         if (this.catalog.has(up.name, kind)) return;
         try {
           // SECURITY: descriptions and names come from the server: redacted like its results.
-          this.catalog.set(up.name, kind, this.deps.out(up.name, await up.listAll(kind)) as never);
+          this.catalog.set(up.name, kind, this.deps.out(up.name, this.wellFormed(up.name, kind, await up.listAll(kind))) as never);
         } catch (err) {
           this.deps.log.warn(`could not list ${kind} of server "${up.name}": ${(err as Error).message}`);
         }
       }),
     );
+  }
+
+  /**
+   * SECURITY: only items of the MCP shape enter the catalog: one hostile entry (a tool whose
+   * name is a number) would otherwise break naming for every server. The rest are dropped, logged.
+   */
+  private wellFormed(server: string, kind: keyof ServerCatalog, items: unknown[]): unknown[] {
+    const schema = { tools: ToolSchema, prompts: PromptSchema, resources: ResourceSchema, templates: ResourceTemplateSchema }[kind];
+    const kept = items.filter((item) => schema.safeParse(item).success);
+    if (kept.length < items.length) this.deps.log.warn(`server "${server}" listed ${items.length - kept.length} malformed ${kind} entr${items.length - kept.length === 1 ? "y" : "ies"}; they are not offered`);
+    return kept;
   }
 
   /** Every one of `ups` is ready and has `kind` listed: the catalog answers without waiting. */
@@ -71,15 +88,39 @@ export class CatalogSync {
 
   /** A server's catalog may have changed (started, restarted, crashed, list_changed). */
   changed(server: string, kinds: readonly CatalogKind[]): void {
-    const parts = (k: CatalogKind): Array<keyof ServerCatalog> => (k === "resources" ? ["resources", "templates"] : [k]);
     for (const kind of kinds) for (const p of parts(kind)) this.catalog.set(server, p, undefined);
     const up = this.deps.upstream(server);
     if (!up) return;
-    // Re-list now when the server is up, then tell the client (only about kinds it has listed).
-    const refresh = up.status === "ready" ? Promise.all(kinds.flatMap(parts).map((k) => this.ensure(k, [up]))) : Promise.resolve();
-    void refresh.then(() => {
-      for (const kind of kinds) if (this.listed.has(kind)) this.deps.announce(kind);
-    });
+    for (const kind of kinds) this.relist(up, kind);
+  }
+
+  /**
+   * Re-lists `kind` of a server now when it is up, then tells the client (only about kinds
+   * it has listed). A burst of changes costs one listing in flight and one after it: a
+   * server repeating list_changed cannot pile up listings.
+   */
+  private relist(up: Upstream, kind: CatalogKind): void {
+    const key = `${up.name}\0${kind}`;
+    const running = this.relisting.get(key);
+    if (running) {
+      running.again = true;
+      return;
+    }
+    const state = { again: false };
+    this.relisting.set(key, state);
+    void (async () => {
+      try {
+        do {
+          state.again = false;
+          // (A listing that was in flight when the change came is stale: clear before listing again.)
+          for (const p of parts(kind)) this.catalog.set(up.name, p, undefined);
+          if (up.status === "ready") await Promise.all(parts(kind).map((p) => this.ensure(p, [up])));
+        } while (state.again && this.deps.upstream(up.name) === up);
+      } finally {
+        this.relisting.delete(key);
+      }
+      if (this.listed.has(kind)) this.deps.announce(kind);
+    })();
   }
 
   /** Tell the client every kind it has listed changed (after a reload). */

@@ -47,6 +47,11 @@ export type LifecycleEvent =
   | { type: "server.exit"; server: string; cause: string; code: number | null; signal: string | null; message: string }
   | { type: "server.restart"; server: string; attempt: number; delayMs: number };
 
+/** Bounds on one listing of one kind from one server (all pages together). */
+const MAX_LIST_PAGES = 1000;
+const MAX_LIST_ITEMS = 50_000;
+const MAX_LIST_BYTES = 32 * 1024 * 1024;
+
 export type UpstreamState = "idle" | "starting" | "ready" | "backoff" | "refused" | "stopped";
 
 export interface UpstreamOptions {
@@ -339,11 +344,20 @@ export class Upstream {
     const method = { tools: "tools/list", prompts: "prompts/list", resources: "resources/list", templates: "resources/templates/list" }[kind];
     const field = { tools: "tools", prompts: "prompts", resources: "resources", templates: "resourceTemplates" }[kind];
     const items: unknown[] = [];
+    let bytes = 0;
     let cursor: string | undefined;
-    for (let page = 0; page < 1000; page++) {
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
       const result = (await this.request({ method, params: cursor ? { cursor } : {} })) as Record<string, unknown>;
       const got = result[field];
-      if (Array.isArray(got)) items.push(...got);
+      if (Array.isArray(got)) {
+        // SECURITY: the catalog keeps what a server lists: bounded, so a hostile server's
+        // endless pages cannot grow the gateway's memory without end.
+        bytes += JSON.stringify(got).length;
+        items.push(...got);
+        if (items.length > MAX_LIST_ITEMS || bytes > MAX_LIST_BYTES) {
+          throw new Error(`it listed more than ${MAX_LIST_ITEMS} ${kind} or ${MAX_LIST_BYTES / 1024 / 1024} MiB of them; none are offered`);
+        }
+      }
       cursor = typeof result.nextCursor === "string" ? result.nextCursor : undefined;
       if (!cursor) break;
     }

@@ -139,4 +139,31 @@ describe("gateway: supervision", () => {
     expect(err.message).not.toContain("/home/alice");
     expect(g.logs.join("")).toContain("/home/alice/.config/gh-token");
   });
+
+  it("drops malformed catalog entries of one server (a number for a name) without harming the others", async () => {
+    const g = await gw([tiny("bad", "bad-names"), tiny("good")]);
+    const names = (await g.client.listTools()).tools.map((t) => t.name);
+    expect(names).toContain("good__echo");
+    expect(names).toContain("bad__echo");
+    expect(names.some((n) => n.includes("123") || n.includes("no-schema"))).toBe(false);
+    expect(g.logs.join("\n")).toMatch(/server "bad" listed 2 malformed tools entries; they are not offered/);
+    for (const name of ["good__echo", "bad__echo"]) {
+      expect(JSON.stringify((await g.client.callTool({ name, arguments: { message: "ok" } })).content)).toContain("ok");
+    }
+  });
+
+  it("coalesces a storm of tools/list_changed into a bounded number of listings", async () => {
+    const g = await gw([tiny("a")]);
+    await g.client.listTools();
+    let changed = 0;
+    g.client.setNotificationHandler(ToolListChangedNotificationSchema, async () => void changed++);
+    await g.client.callTool({ name: "a__storm", arguments: {} });
+    await expect.poll(() => changed, { timeout: 10_000 }).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 500));
+    const count = async () => Number(/lists (\d+)/.exec(JSON.stringify((await g.client.callTool({ name: "a__list-count", arguments: {} })).content))?.[1]);
+    // One listing at start, then at most one in flight and one after it for the 50 changes.
+    expect(await count()).toBeLessThanOrEqual(4);
+    expect(changed).toBeLessThanOrEqual(3);
+    expect((await g.client.listTools()).tools.map((t) => t.name)).toContain("a__echo");
+  });
 });
