@@ -163,7 +163,9 @@ export class Gateway {
     });
     // `nucleus run` (one server, names unchanged) answers initialize as that server would.
     const only = this.opts.servers.length === 1 && !this.opts.prefix ? this.upstreams.get(this.opts.servers[0]!.name) : undefined;
-    if (only && !only.lazy) mirrorServer(transport, this.server, only, Math.min(this.specs.get(only.name)!.timeouts.startupMs, RUN_INIT_WAIT_MS));
+    if (only && !only.lazy) {
+      mirrorServer(transport, this.server, only, Math.min(this.specs.get(only.name)!.timeouts.startupMs, RUN_INIT_WAIT_MS), (text) => this.out(only.name, text));
+    }
   }
 
   /** What the tools/call handler needs (tool-calls.ts). */

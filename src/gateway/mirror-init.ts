@@ -17,7 +17,7 @@ import type { Upstream } from "./upstream.js";
  * started with the capabilities the client declares there), then has `server`
  * answer with the server's instructions and capabilities. Call after connect.
  */
-export function mirrorServer(transport: Transport, server: Server, up: Upstream, waitMs: number): void {
+export function mirrorServer(transport: Transport, server: Server, up: Upstream, waitMs: number, redact: (text: string) => string): void {
   holdInitialize(transport, async (params) => {
     up.setClientCapabilities((params.capabilities ?? {}) as ClientCapabilities);
     const ready = up.ready().then(
@@ -25,7 +25,9 @@ export function mirrorServer(transport: Transport, server: Server, up: Upstream,
       () => false, // the upstream logged why; the client gets the gateway's own answer
     );
     if (await Promise.race([ready, sleep(waitMs, false, { ref: false })])) {
-      answerInitializeAs(server, { capabilities: up.serverCapabilities() ?? {}, instructions: up.instructions() });
+      // SECURITY: the server's text, redacted like everything else it sends.
+      const instructions = up.instructions();
+      answerInitializeAs(server, { capabilities: up.serverCapabilities() ?? {}, instructions: instructions === undefined ? undefined : redact(instructions) });
     }
   });
 }

@@ -3,10 +3,10 @@
 // policy refusal, an unknown one refused, the call forwarded and its outcome
 // audited. Not responsible for forwarding itself (gateway.ts).
 
-import type { Notification, Request, Result } from "@modelcontextprotocol/sdk/types.js";
+import { CallToolResultSchema, ErrorCode, type Notification, type Request, type Result } from "@modelcontextprotocol/sdk/types.js";
 import { policyRefused, toolCall, type AuditEvent } from "../audit/events.js";
 import type { ToolOrigin } from "./fast-path.js";
-import { wire } from "./wire-error.js";
+import { WireError, wire } from "./wire-error.js";
 
 /** The part of the SDK's request context the gateway uses. */
 export type ExtraLike = { signal: AbortSignal; sendNotification: (n: Notification) => Promise<void>; _meta?: { progressToken?: string | number } };
@@ -40,15 +40,22 @@ export async function callTool(host: ToolCallHost, req: CallRequest, extra: Extr
   const started = Date.now();
   const args = req.params.arguments ?? {};
   let outcome: "ok" | "error" = "ok";
+  let reason: string | undefined;
   try {
     const result = await host.forward(origin.server, { method: req.method, params: { ...req.params, name: origin.original } }, extra);
-    if ((result as { isError?: boolean }).isError) outcome = "error";
+    // Checked here as well as by the SDK's server, so that the audit record says what the client got.
+    const checked = CallToolResultSchema.safeParse(result);
+    if (!checked.success) {
+      reason = "invalid result";
+      throw new WireError(ErrorCode.InvalidParams, `Invalid tools/call result: ${checked.error.message}`);
+    }
+    if (checked.data.isError) outcome = "error";
     return result;
   } catch (err) {
     outcome = "error";
     throw err;
   } finally {
-    auditToolCall(host, origin, args, outcome, started);
+    auditToolCall(host, origin, args, outcome, started, reason);
   }
 }
 

@@ -5,7 +5,12 @@ import { describe, expect, it } from "vitest";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { makeSpec } from "../helpers/spec.js";
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import { EVERYTHING, TINY, useGateways } from "../helpers/gateway.js";
+import { Gateway } from "../../src/gateway/gateway.js";
+import { Logger } from "../../src/log.js";
+import { SecretRedactor } from "../../src/secrets/redactor.js";
+import { UnsandboxedBackend } from "../../src/sandbox/unsandboxed.js";
 
 const node = process.execPath;
 const gw = useGateways();
@@ -48,5 +53,33 @@ describe("nucleus run: initialize answered as the server would", () => {
     expect(Object.keys(g.client.getServerCapabilities() ?? {}).sort()).toEqual(["completions", "logging", "prompts", "resources", "tools"]);
     expect(g.audit.filter((e) => e.type === "server.start")).toHaveLength(0);
     expect(JSON.stringify((await g.client.callTool({ name: "echo", arguments: { message: "lazy" } })).content)).toContain("lazy");
+  }, 60_000);
+
+  it("redacts a secret the server puts into its instructions", async () => {
+    const value = "s3cr3t-instructions-value";
+    const redactor = new SecretRedactor();
+    redactor.add("TOKEN", value);
+    const spec = makeSpec({ name: "tiny", argv: [node, TINY, "normal", "tiny"], insecureUnsandboxed: true, launch: { argv: [node, TINY, "normal", "tiny"], args: [], package: null, cwd: null, env: { TOKEN: value }, codeDirs: [] } });
+    const log = new Logger({ level: "silent" });
+    const backend = new UnsandboxedBackend();
+    const gateway = new Gateway({
+      servers: [spec],
+      prefix: false,
+      log,
+      maxMessageBytes: 1024 * 1024,
+      version: "test",
+      outgoing: (_server, v) => redactor.redactJson(v),
+      launch: (s) => backend.launch(s, { secrets: new Map(), log, egressSocket: null }),
+    });
+    const [a, b] = InMemoryTransport.createLinkedPair();
+    await gateway.connect(a);
+    const client = new Client({ name: "t", version: "1" });
+    try {
+      await client.connect(b);
+      expect(client.getInstructions()).toBe("careless instructions holding [REDACTED]");
+    } finally {
+      await client.close();
+      await gateway.close();
+    }
   }, 60_000);
 });

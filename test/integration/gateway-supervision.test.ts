@@ -157,7 +157,7 @@ describe("gateway: supervision", () => {
     await g.client.listTools();
     let changed = 0;
     g.client.setNotificationHandler(ToolListChangedNotificationSchema, async () => void changed++);
-    await g.client.callTool({ name: "a__storm", arguments: {} });
+    await g.client.callTool({ name: "a__list-burst", arguments: {} });
     await expect.poll(() => changed, { timeout: 10_000 }).toBeGreaterThan(0);
     await new Promise((r) => setTimeout(r, 500));
     const count = async () => Number(/lists (\d+)/.exec(JSON.stringify((await g.client.callTool({ name: "a__list-count", arguments: {} })).content))?.[1]);
