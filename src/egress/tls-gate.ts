@@ -7,9 +7,14 @@ import { normalizeHost } from "../policy/addresses.js";
 import { peekClientHello, peekRetriedClientHello, type ClientHelloPeek } from "./tls-sni.js";
 import type { EgressProtocol } from "./types.js";
 
+const EMPTY = Buffer.alloc(0);
+
 export type GateVerdict =
-  /** Forward `bytes` (everything read so far, unchanged) and carry on; `clientHello`: they hold one. */
-  | { readonly pass: true; readonly bytes: Buffer; readonly serverName: string | null; readonly clientHello: boolean }
+  /**
+   * Forward `bytes` (unchanged) and carry on; `clientHello`: they are one ClientHello
+   * record, and `rest` holds what the client sent after it, not judged yet.
+   */
+  | { readonly pass: true; readonly bytes: Buffer; readonly rest: Buffer; readonly serverName: string | null; readonly clientHello: boolean }
   | { readonly pass: false; readonly reason: string };
 
 /**
@@ -48,10 +53,14 @@ export function checkTlsServerName(client: Socket, target: GateTarget, initial: 
         timer ??= setTimeout(() => finish({ pass: false, reason: `the TLS ClientHello did not arrive within ${timeoutMs} ms` }), timeoutMs);
         return;
       }
-      if (p.kind === "not-tls") return finish({ pass: true, bytes: data, serverName: null, clientHello: false });
+      if (p.kind === "not-tls") return finish({ pass: true, bytes: data, rest: EMPTY, serverName: null, clientHello: false });
       if (p.kind === "malformed") return finish({ pass: false, reason: p.reason });
       const verdict = compareServerName(p.serverName, target);
-      finish(verdict === null ? { pass: true, bytes: data, serverName: p.serverName, clientHello: true } : { pass: false, reason: verdict });
+      // SECURITY: only the judged record passes now; what followed it in the same read (a
+      // second ClientHello pipelined past a HelloRetryRequest) waits for the server's answer.
+      const bytes = data.subarray(0, p.end);
+      const rest = data.subarray(p.end);
+      finish(verdict === null ? { pass: true, bytes, rest, serverName: p.serverName, clientHello: true } : { pass: false, reason: verdict });
     };
     const onData = (chunk: Buffer) => {
       chunks.push(chunk);
@@ -61,7 +70,7 @@ export function checkTlsServerName(client: Socket, target: GateTarget, initial: 
     // A client that half-closes before sending anything passes (its FIN goes upstream);
     // one that stops inside a TLS record sent nothing a server could act on.
     const onEnd = () =>
-      finish(total === 0 ? { pass: true, bytes: Buffer.alloc(0), serverName: null, clientHello: false } : { pass: false, reason: "the client closed the connection before its TLS ClientHello was complete" });
+      finish(total === 0 ? { pass: true, bytes: EMPTY, rest: EMPTY, serverName: null, clientHello: false } : { pass: false, reason: "the client closed the connection before its TLS ClientHello was complete" });
     const onClose = () => finish({ pass: false, reason: "the client closed the connection before its first bytes could be checked" });
     client.on("data", onData);
     client.once("end", onEnd);
@@ -75,7 +84,8 @@ export function checkTlsServerName(client: Socket, target: GateTarget, initial: 
 /** The check as a tunnel uses it: the first bytes, then the ClientHello a HelloRetryRequest asks for. */
 export interface TlsGate {
   first(client: Socket, leftover: Buffer): Promise<GateVerdict>;
-  retried(client: Socket): Promise<GateVerdict>;
+  /** `pending`: what the client sent after its first ClientHello (the first verdict's `rest`). */
+  retried(client: Socket, pending: Buffer): Promise<GateVerdict>;
 }
 
 export function tlsGate(target: GateTarget, timeoutMs: number): TlsGate {
@@ -83,8 +93,8 @@ export function tlsGate(target: GateTarget, timeoutMs: number): TlsGate {
     first: (client, leftover) => checkTlsServerName(client, target, leftover, timeoutMs),
     // SECURITY: the retried ClientHello may name another host (RFC 8446 forbids it,
     // not every server enforces it): it is held and judged like the first.
-    retried: async (client) => {
-      const v = await checkTlsServerName(client, target, Buffer.alloc(0), timeoutMs, peekRetriedClientHello);
+    retried: async (client, pending) => {
+      const v = await checkTlsServerName(client, target, pending, timeoutMs, peekRetriedClientHello);
       return v.pass ? v : { pass: false, reason: `${v.reason} (in the ClientHello after a HelloRetryRequest)` };
     },
   };

@@ -27,8 +27,11 @@ export type ClientHelloPeek =
   | { readonly kind: "not-tls" }
   /** Not enough bytes yet: call again once `needed` bytes in all have arrived. */
   | { readonly kind: "need-more"; readonly needed: number }
-  /** A whole ClientHello in the first record; `serverName` is null when it carries no SNI. */
-  | { readonly kind: "client-hello"; readonly serverName: string | null }
+  /**
+   * A whole ClientHello in the first record; `serverName` is null when it carries no SNI.
+   * `end`: where its record ends — bytes after it were not judged.
+   */
+  | { readonly kind: "client-hello"; readonly serverName: string | null; readonly end: number }
   /** Looks like TLS but is not a ClientHello we can judge: a sentence saying why. */
   | { readonly kind: "malformed"; readonly reason: string };
 
@@ -72,7 +75,7 @@ function helloRecordAt(data: Uint8Array, at: number): ClientHelloPeek {
   const end = at + RECORD_HEADER + recordLength;
   if (data.length < end) return { kind: "need-more", needed: end };
   try {
-    return { kind: "client-hello", serverName: parseHandshake(new Cursor(data, at + RECORD_HEADER, end)) };
+    return { kind: "client-hello", serverName: parseHandshake(new Cursor(data, at + RECORD_HEADER, end)), end };
   } catch (err) {
     if (err instanceof Malformed) return malformed(err.message);
     throw err;

@@ -131,10 +131,11 @@ export function joinSockets(client: Socket, upstream: Socket, pump: Pump, opts: 
     sentBeforeOpen += v.bytes.length;
     const answer = await serverFirst!;
     if (finished) return;
-    if (!isHelloRetryRequest(answer)) return open(Buffer.alloc(0));
-    const retried = await gate.retried(client);
+    if (!isHelloRetryRequest(answer)) return open(v.rest);
+    // (What the client sent after its first ClientHello is judged as the retried one.)
+    const retried = await gate.retried(client, v.rest);
     if (!retried.pass) return refuse(retried.reason);
-    open(retried.bytes);
+    open(Buffer.concat([retried.bytes, retried.rest]));
   };
   judge().catch((err: Error) => refuse(`the first bytes could not be checked: ${err.message}`));
 }

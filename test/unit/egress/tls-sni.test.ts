@@ -21,10 +21,10 @@ beforeAll(async () => {
 
 describe("peekClientHello on real ClientHellos", () => {
   it("reads the server name node:tls sent, and null when it sent none", () => {
-    expect(peekClientHello(real.named)).toEqual({ kind: "client-hello", serverName: "api.example.com" });
-    expect(peekClientHello(real.bare)).toEqual({ kind: "client-hello", serverName: null });
-    expect(peekClientHello(real.tls12)).toEqual({ kind: "client-hello", serverName: "Legacy.Example.ORG" });
-    expect(peekClientHello(real.alpn)).toEqual({ kind: "client-hello", serverName: "h2.example.net" });
+    expect(peekClientHello(real.named)).toMatchObject({ kind: "client-hello", serverName: "api.example.com" });
+    expect(peekClientHello(real.bare)).toMatchObject({ kind: "client-hello", serverName: null });
+    expect(peekClientHello(real.tls12)).toMatchObject({ kind: "client-hello", serverName: "Legacy.Example.ORG" });
+    expect(peekClientHello(real.alpn)).toMatchObject({ kind: "client-hello", serverName: "h2.example.net" });
   });
 
   it("asks for more at every truncation of a real hello, never guessing", () => {
@@ -38,7 +38,7 @@ describe("peekClientHello on real ClientHellos", () => {
 
   it("looks at the first record only: bytes after it do not matter", () => {
     const after = Buffer.concat([real.named, Buffer.from([0x17, 3, 3, 0, 5, 1, 2, 3, 4, 5])]);
-    expect(peekClientHello(after)).toEqual({ kind: "client-hello", serverName: "api.example.com" });
+    expect(peekClientHello(after)).toMatchObject({ kind: "client-hello", serverName: "api.example.com" });
   });
 
   it("refuses a real hello spread over two records", () => {
@@ -118,12 +118,12 @@ describe("peekClientHello on lying or odd lengths", () => {
   });
 
   it("accepts hellos without extensions and with unknown ones, and a full 16 KiB record", () => {
-    expect(peekClientHello(record(handshake(helloBody({ noExtensions: true }))))).toEqual({ kind: "client-hello", serverName: null });
-    expect(peekClientHello(helloWithSni("x.test", [[0xfafa, Buffer.alloc(0)], [0x0015, Buffer.alloc(100)]]))).toEqual({ kind: "client-hello", serverName: "x.test" });
+    expect(peekClientHello(record(handshake(helloBody({ noExtensions: true }))))).toMatchObject({ kind: "client-hello", serverName: null });
+    expect(peekClientHello(helloWithSni("x.test", [[0xfafa, Buffer.alloc(0)], [0x0015, Buffer.alloc(100)]]))).toMatchObject({ kind: "client-hello", serverName: "x.test" });
     const fixed = helloWithSni("big.test").length;
     const padded = helloWithSni("big.test", [[0x0015, Buffer.alloc(MAX_CLIENT_HELLO_BYTES - fixed - 4)]]);
     expect(padded.length).toBe(MAX_CLIENT_HELLO_BYTES);
-    expect(peekClientHello(padded)).toEqual({ kind: "client-hello", serverName: "big.test" });
+    expect(peekClientHello(padded)).toMatchObject({ kind: "client-hello", serverName: "big.test" });
     const over = helloWithSni("big.test", [[0x0015, Buffer.alloc(MAX_CLIENT_HELLO_BYTES - fixed - 3)]]);
     expect(peekClientHello(over)).toMatchObject({ kind: "malformed", reason: expect.stringContaining("exceeds 16384") });
   });
@@ -143,8 +143,8 @@ describe("after a HelloRetryRequest", () => {
   it("finds the retried ClientHello after a ChangeCipherSpec and early data, and refuses anything else", () => {
     const ccs = Buffer.from([0x14, 3, 3, 0, 1, 1]);
     const early = Buffer.concat([Buffer.from([0x17, 3, 3, 0, 100]), Buffer.alloc(100, 7)]);
-    expect(peekRetriedClientHello(Buffer.concat([ccs, early, real.named]))).toEqual({ kind: "client-hello", serverName: "api.example.com" });
-    expect(peekRetriedClientHello(real.bare)).toEqual({ kind: "client-hello", serverName: null });
+    expect(peekRetriedClientHello(Buffer.concat([ccs, early, real.named]))).toMatchObject({ kind: "client-hello", serverName: "api.example.com" });
+    expect(peekRetriedClientHello(real.bare)).toMatchObject({ kind: "client-hello", serverName: null });
     expect(peekRetriedClientHello(ccs)).toEqual({ kind: "need-more", needed: ccs.length + 5 });
     expect(peekRetriedClientHello(Buffer.from("GET / HTTP/1.1\r\n"))).toMatchObject({ kind: "malformed", reason: expect.stringContaining("instead of a ClientHello") });
     expect(peekRetriedClientHello(Buffer.concat([Buffer.from([0x15, 3, 3, 0, 2, 1, 0]), real.named]))).toMatchObject({ kind: "malformed" });
@@ -181,22 +181,30 @@ describe("checkTlsServerName (the gate) on a stream fed in pieces", () => {
     const h = real.named;
     for (let i = 0; i <= h.length; i++) {
       const v = await gate([h.subarray(0, i), h.subarray(i)]);
-      expect(v).toEqual({ pass: true, bytes: h, serverName: "api.example.com", clientHello: true });
+      expect(v).toEqual({ pass: true, bytes: h, serverName: "api.example.com", clientHello: true, rest: Buffer.alloc(0) });
     }
   });
 
   it("passes a hello that arrives one byte at a time", async () => {
     const h = real.named;
     const v = await gate([Buffer.alloc(0), ...Array.from(h, (b) => Buffer.from([b]))]);
-    expect(v).toEqual({ pass: true, bytes: h, serverName: "api.example.com", clientHello: true });
+    expect(v).toEqual({ pass: true, bytes: h, serverName: "api.example.com", clientHello: true, rest: Buffer.alloc(0) });
   });
 
   it("refuses another name, passes no SNI and plain protocols", async () => {
     const other = await captureClientHello({ servername: "evil.example.net" });
     expect(await gate([other])).toEqual({ pass: false, reason: "TLS server name evil.example.net does not match CONNECT host api.example.com" });
-    expect(await gate([real.bare])).toEqual({ pass: true, bytes: real.bare, serverName: null, clientHello: true });
+    expect(await gate([real.bare])).toEqual({ pass: true, bytes: real.bare, serverName: null, clientHello: true, rest: Buffer.alloc(0) });
     const plain = Buffer.from("SSH-2.0-x\r\n");
-    expect(await gate([Buffer.alloc(0), plain])).toEqual({ pass: true, bytes: plain, serverName: null, clientHello: false });
+    expect(await gate([Buffer.alloc(0), plain])).toEqual({ pass: true, bytes: plain, serverName: null, clientHello: false, rest: Buffer.alloc(0) });
+  });
+
+  it("lets only the judged ClientHello record through; what followed it in the same read is held back as `rest`", async () => {
+    const after = Buffer.concat([Buffer.from([0x14, 3, 3, 0, 1, 1]), await captureClientHello({ servername: "evil.example.net" })]);
+    const v = await gate([Buffer.concat([real.named, after])]);
+    expect(v).toMatchObject({ pass: true, serverName: "api.example.com", clientHello: true });
+    expect((v as { bytes: Buffer }).bytes.equals(real.named)).toBe(true);
+    expect((v as { rest: Buffer }).rest.equals(after)).toBe(true);
   });
 
   it("refuses malformed TLS, a hello cut by the client's FIN, and one that stalls", async () => {
@@ -217,6 +225,6 @@ describe("checkTlsServerName (the gate) on a stream fed in pieces", () => {
   });
 
   it("passes a client that half-closes without sending anything", async () => {
-    expect(await gate([], 5000, true)).toEqual({ pass: true, bytes: Buffer.alloc(0), serverName: null, clientHello: false });
+    expect(await gate([], 5000, true)).toEqual({ pass: true, bytes: Buffer.alloc(0), serverName: null, clientHello: false, rest: Buffer.alloc(0) });
   });
 });
