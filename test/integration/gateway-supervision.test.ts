@@ -166,4 +166,12 @@ describe("gateway: supervision", () => {
     expect(changed).toBeLessThanOrEqual(3);
     expect((await g.client.listTools()).tools.map((t) => t.name)).toContain("a__echo");
   });
+
+  it("bounds what one server may list (50,000 items): an endless listing is refused, the others are offered", async () => {
+    const g = await gw([tiny("endless", "endless-list"), tiny("good")]);
+    const names = (await g.client.listTools()).tools.map((t) => t.name);
+    expect(names).toContain("good__echo");
+    expect(names.some((n) => n.startsWith("endless__"))).toBe(false);
+    expect(g.logs.join("\n")).toMatch(/could not list tools of server "endless": it listed more than 50000 tools or 32 MiB of them; none are offered/);
+  }, 60_000);
 });
