@@ -9,7 +9,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { PromptSchema, ResourceSchema, ResourceTemplateSchema, ToolSchema } from "@modelcontextprotocol/sdk/types.js";
 import type { Logger } from "../log.js";
 import type { Catalog, Collision, ServerCatalog } from "./catalog.js";
-import type { CatalogKind, Upstream } from "./upstream.js";
+import type { CatalogKind, Upstream, UpstreamState } from "./upstream.js";
+
+/** States in which a server offers nothing and a request does not (re)start it. */
+const ABSENT: ReadonlySet<UpstreamState> = new Set(["refused", "stopped", "backoff"]);
 
 /** The catalog parts one kind of change covers. */
 const parts = (k: CatalogKind): Array<keyof ServerCatalog> => (k === "resources" ? ["resources", "templates"] : [k]);
@@ -81,9 +84,13 @@ export class CatalogSync {
     return kept;
   }
 
-  /** Every one of `ups` is ready and has `kind` listed: the catalog answers without waiting. */
+  /**
+   * The catalog answers without waiting: every one of `ups` is ready with `kind` listed,
+   * or offers nothing now and would not be waited for (refused, stopped, restarting: a
+   * request would not start it, so its items are simply absent either way).
+   */
   settled(kind: keyof ServerCatalog, ups: Upstream[]): boolean {
-    return ups.every((up) => up.status === "ready" && this.catalog.has(up.name, kind));
+    return ups.every((up) => (up.status === "ready" ? this.catalog.has(up.name, kind) : ABSENT.has(up.status)));
   }
 
   /** A server's catalog may have changed (started, restarted, crashed, list_changed). */

@@ -6,6 +6,9 @@
 import { describe, expect, it } from "vitest";
 import { makeSpec } from "../helpers/spec.js";
 import { TINY, useGateways, type TestGateway } from "../helpers/gateway.js";
+import { refused } from "../../src/errors.js";
+import type { Backend } from "../../src/sandbox/backend.js";
+import { UnsandboxedBackend } from "../../src/sandbox/unsandboxed.js";
 
 const node = process.execPath;
 const tiny = (name: string, requestMs = 60_000) =>
@@ -95,6 +98,23 @@ describe("gateway: tools/call fast path", () => {
       expect(e?.message).toMatch(/server "a" sent a message nested deeper than 256 levels/);
     }
     expect(text(await g.client.callTool({ name: "a__echo", arguments: { message: "still up" } }))).toContain("still up");
+  });
+
+  it("stays on while another server is refused by policy (it offers nothing either way)", async () => {
+    const inner = new UnsandboxedBackend();
+    const refusing: Backend = {
+      name: inner.name,
+      probe: () => inner.probe(),
+      gaps: (spec) => inner.gaps(spec),
+      launch: async (spec, ctx) => {
+        if (spec.name === "no") throw refused(`server "no" is refused for this test`, "none");
+        return inner.launch(spec, ctx);
+      },
+    };
+    const g = await gw([tiny("a"), tiny("no")], { backend: refusing });
+    expect((await g.client.listTools()).tools.map((t) => t.name).every((n) => n.startsWith("a__"))).toBe(true);
+    expect(await idSeen(g)).toBeLessThan(0);
+    expect((await callError(g, "no__echo"))?.message).toMatch(/unknown tool "no__echo"/);
   });
 
   it("falls back to the normal path for a hidden or unknown tool, which refuses it", async () => {
