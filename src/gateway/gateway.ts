@@ -63,6 +63,8 @@ export class Gateway {
   private readonly upstreams = new Map<string, Upstream>();
   private readonly catalog: Catalog;
   private readonly sync: CatalogSync;
+  /** What the tools/call handler needs (tool-calls.ts). */
+  private readonly toolCalls: ToolCallHost;
   private specs: Map<string, ServerSpec>;
   private closed = false;
   private initialized = false;
@@ -74,6 +76,13 @@ export class Gateway {
       opts.prefix,
       (name) => this.specs.get(name)!.tools,
     );
+    this.toolCalls = {
+      ensureTools: () => this.sync.ensure("tools"),
+      tools: () => this.catalog.tools(),
+      forward: (server, request, extra) => this.forward(server, request, extra),
+      audit: opts.audit,
+      auditArguments: () => this.opts.auditArguments ?? false,
+    };
     this.sync = new CatalogSync(this.catalog, {
       upstreams: () => [...this.upstreams.values()],
       upstream: (name) => (this.closed ? undefined : this.upstreams.get(name)),
@@ -168,14 +177,6 @@ export class Gateway {
     }
   }
 
-  /** What the tools/call handler needs (tool-calls.ts). */
-  private readonly toolCalls: ToolCallHost = {
-    ensureTools: () => this.sync.ensure("tools"),
-    tools: () => this.catalog.tools(),
-    forward: (server, request, extra) => this.forward(server, request, extra),
-    audit: (event) => this.opts.audit?.(event),
-    auditArguments: () => this.opts.auditArguments ?? false,
-  };
 
   /** Stop every server and close the client session. Leaves no process behind. */
   async close(): Promise<void> {

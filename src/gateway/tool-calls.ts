@@ -16,7 +16,8 @@ export interface ToolCallHost {
   ensureTools(): Promise<void>;
   tools(): { lookup: Map<string, ToolOrigin>; hidden: Map<string, ToolOrigin> };
   forward(server: string, request: Request, extra: ExtraLike): Promise<Result>;
-  audit(event: AuditEvent): void;
+  /** undefined when no audit log is kept (no record is built then). */
+  readonly audit: ((event: AuditEvent) => void) | undefined;
   auditArguments(): boolean;
 }
 
@@ -31,8 +32,8 @@ export async function callTool(host: ToolCallHost, req: CallRequest, extra: Extr
     const h = hidden.get(name);
     if (h) {
       const rule = `servers.${h.server}.tools`;
-      host.audit(policyRefused({ server: h.server, what: `tool "${h.original}"`, rule }));
-      host.audit(toolCall({ server: h.server, tool: h.original, arguments: req.params.arguments ?? {}, outcome: "refused", durationMs: 0, includeArguments: host.auditArguments(), reason: rule }));
+      host.audit?.(policyRefused({ server: h.server, what: `tool "${h.original}"`, rule }));
+      host.audit?.(toolCall({ server: h.server, tool: h.original, arguments: req.params.arguments ?? {}, outcome: "refused", durationMs: 0, includeArguments: host.auditArguments(), reason: rule }));
       throw wire.invalidParams(`tool "${name}" is not allowed by the policy of server "${h.server}" (tools.allow / tools.deny)`);
     }
     throw wire.invalidParams(`unknown tool "${name}"`);
@@ -61,5 +62,6 @@ export async function callTool(host: ToolCallHost, req: CallRequest, extra: Extr
 
 /** The audit record of one call, on either path. */
 export function auditToolCall(host: ToolCallHost, origin: ToolOrigin, args: unknown, outcome: "ok" | "error", started: number, reason?: string): void {
+  if (!host.audit) return;
   host.audit(toolCall({ server: origin.server, tool: origin.original, arguments: args, outcome, durationMs: Date.now() - started, includeArguments: host.auditArguments(), ...(reason ? { reason } : {}) }));
 }
