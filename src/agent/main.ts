@@ -6,7 +6,12 @@
 import { spawn } from "node:child_process";
 import { AGENT_CONFIG_ENV, parseAgentConfig, proxyEnv, type AgentConfig } from "./config.js";
 import { formatPinLine } from "./protocol.js";
-import { startRelay } from "./relay.js";
+import type { Server } from "node:net";
+import { CHANNEL_ENV, handOver } from "./handover.js";
+import { listenOn, relayFrom } from "./relay.js";
+
+/** How long the agent waits for the gateway to adopt its listeners before relaying itself. */
+const HANDOVER_TIMEOUT_MS = 10_000;
 
 const say = (msg: string) => process.stderr.write(`nucleus-agent: ${msg}\n`);
 
@@ -16,17 +21,23 @@ async function runAgent(argv: readonly string[], env: NodeJS.ProcessEnv): Promis
   if (serverArgv.length === 0) throw new Error("usage: main.js -- <server command...>");
   const cfg: AgentConfig = parseAgentConfig(env[AGENT_CONFIG_ENV]);
   const childEnv: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (v !== undefined && k !== AGENT_CONFIG_ENV) childEnv[k] = v;
+  const hidden = new Set<string>([AGENT_CONFIG_ENV, ...CHANNEL_ENV]);
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && !hidden.has(k)) childEnv[k] = v;
   Object.assign(childEnv, proxyEnv(cfg));
 
   // The proxy port is essential; a pin that cannot listen only costs that shortcut.
-  await startRelay({ host: cfg.proxy.host, port: cfg.proxy.port, socketPath: cfg.socket, preamble: null });
+  const listeners: Array<{ server: Server; pin: { host: string; port: number } | null; preamble: Buffer | null }> = [];
+  listeners.push({ server: await listenOn(cfg.proxy.host, cfg.proxy.port), pin: null, preamble: null });
   for (const pin of cfg.pins) {
     try {
-      await startRelay({ host: pin.address, port: pin.port, socketPath: cfg.socket, preamble: formatPinLine(pin.host, pin.port) });
+      listeners.push({ server: await listenOn(pin.address, pin.port), pin: { host: pin.host, port: pin.port }, preamble: formatPinLine(pin.host, pin.port) });
     } catch (err) {
       say(`cannot pin ${pin.host}:${pin.port} on ${pin.address}: ${(err as Error).message}; clients that honour proxy variables still reach it`);
     }
+  }
+  // Before the server starts: the gateway accepts on the listeners itself (one relay), or we relay.
+  if (!(await handOver(listeners, HANDOVER_TIMEOUT_MS))) {
+    for (const l of listeners) relayFrom(l.server, { socketPath: cfg.socket, preamble: l.preamble });
   }
 
   const [file, ...args] = serverArgv;

@@ -7,23 +7,27 @@ import { connect, createServer, type NetConnectOpts, type Server, type Socket } 
 import { createPump } from "./pump.js";
 
 export interface RelayOptions {
-  readonly host: string;
-  readonly port: number;
   readonly socketPath: string;
   /** Sent to the proxy before the client's bytes (pinned connections). */
   readonly preamble: Buffer | null;
 }
 
-export function startRelay(opts: RelayOptions): Promise<Server> {
-  const server = createServer({ allowHalfOpen: true, highWaterMark: 256 * 1024 }, (client) => relay(client, opts));
+/** A loopback listener with no handler yet (the agent may hand it to the host instead). */
+export function listenOn(host: string, port: number): Promise<Server> {
+  const server = createServer({ allowHalfOpen: true, highWaterMark: 256 * 1024 });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen({ host: opts.host, port: opts.port, exclusive: true }, () => {
+    server.listen({ host, port, exclusive: true }, () => {
       server.off("error", reject);
       server.on("error", () => {});
       resolve(server);
     });
   });
+}
+
+/** Relay every connection `server` accepts to the proxy's unix socket. */
+export function relayFrom(server: Server, opts: RelayOptions): void {
+  server.on("connection", (client: Socket) => relay(client, opts));
 }
 
 function relay(client: Socket, opts: RelayOptions): void {

@@ -25,6 +25,8 @@ import {
   type EgressProxyOptions,
 } from "./types.js";
 
+type Pin = { readonly host: string; readonly port: number };
+
 interface Request {
   protocol: EgressProtocol;
   host: string;
@@ -69,7 +71,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     warnOnce(`${d.host ?? req.host}:${req.port}`, `egress: ${d.reason}; ${hint}`, req);
   };
 
-  const handle = async (client: Socket) => {
+  const handle = async (client: Socket, pin: Pin | null) => {
     const started = Date.now();
     client.on("error", () => {});
     const reader = new SocketReader(client, limits.maxHeaderBytes);
@@ -84,7 +86,8 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       audit({ protocol: req.protocol, host: req.host, port: req.port, address: null, resolved, bytesUp: 0, bytesDown: 0, durationMs: Date.now() - started, ...e });
     const refuse = (reason: string, rule: string | null = null) => record({ allowed: false, rule, reason });
     try {
-      req = await readRequest(reader, client, limits.maxHeaderBytes, (p) => (req.protocol = p));
+      // (A pinned listener the agent handed over says which pin; otherwise the client's first bytes do.)
+      req = pin ? { protocol: "pin", host: pin.host, port: pin.port, upstreamHead: null } : await readRequest(reader, client, limits.maxHeaderBytes, (p) => (req.protocol = p));
     } catch (err) {
       clearTimeout(headTimer);
       const reason = timedOut
@@ -154,7 +157,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     });
   };
 
-  const server: Server = createServer({ allowHalfOpen: true, pauseOnConnect: false, highWaterMark: 256 * 1024 }, (client) => {
+  const accept = (client: Socket, pin: Pin | null) => {
     counters.total++;
     // SECURITY: a cap per server, so a hostile server cannot exhaust the gateway's sockets.
     if (counters.active >= limits.maxConnections) {
@@ -170,11 +173,13 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
       counters.active--;
       open.delete(client);
     });
-    handle(client).catch((err) => {
+    handle(client, pin).catch((err) => {
       log.error("egress connection failed unexpectedly", { error: String(err) });
       client.destroy();
     });
-  });
+  };
+  const server: Server = createServer({ allowHalfOpen: true, pauseOnConnect: false, highWaterMark: 256 * 1024 }, (client) => accept(client, null));
+  const adopted = new Set<Server>();
 
   await removeStaleSocket(opts.socketPath);
   await new Promise<void>((resolve, reject) => {
@@ -201,8 +206,23 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
   return {
     socketPath: opts.socketPath,
     stats: () => ({ ...counters }),
+    adopt: (listener, pin) => {
+      // SECURITY: the listener lives in the sandbox's network namespace; closing the proxy
+      // (when the sandbox exits) closes it too, so no namespace outlives its sandbox here.
+      if (closing) {
+        listener.close();
+        return;
+      }
+      adopted.add(listener);
+      // As the proxy's own listener: half-open tunnels, larger reads (a received server has defaults).
+      Object.assign(listener as unknown as { allowHalfOpen: boolean; highWaterMark: number }, { allowHalfOpen: true, highWaterMark: 256 * 1024 });
+      listener.on("error", (err) => log.error("adopted egress listener error", { error: String(err) }));
+      listener.on("connection", (client: Socket) => accept(client, pin && { host: pin.host, port: pin.port }));
+    },
     close: () =>
       (closing ??= new Promise<void>((resolve) => {
+        for (const l of adopted) l.close();
+        adopted.clear();
         server.close(() => resolve());
         for (const s of open) s.destroy();
       }).then(() => unlink(opts.socketPath).catch(() => undefined))),

@@ -81,6 +81,13 @@ export interface EgressStats {
 export interface EgressProxy {
   readonly socketPath: string;
   stats(): EgressStats;
+  /**
+   * Accepts connections on a listener the sandbox's agent made inside the sandbox's
+   * network namespace and handed over (so only this proxy relays): the proxy port
+   * (`pin` null: HTTP CONNECT, plain HTTP, SOCKS5) or one pinned `host:port`. Closed
+   * with the proxy.
+   */
+  adopt(listener: import("node:net").Server, pin: { readonly host: string; readonly port: number } | null): void;
   /** Stops listening and closes every open connection. Idempotent. */
   close(): Promise<void>;
 }

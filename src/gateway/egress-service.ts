@@ -80,6 +80,7 @@ export function createEgressService(opts: { log: Logger; audit: ((event: AuditEv
       opts.log.debug("egress proxy listening", { server: spec.name, socket: proxy.socketPath });
       return {
         socketPath: proxy.socketPath,
+        adopt: (listener, pin) => proxy.adopt(listener, pin),
         close: async () => {
           open.delete(proxy);
           await proxy.close();

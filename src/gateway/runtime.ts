@@ -17,6 +17,8 @@ export interface Selection {
 
 export interface EgressHandle {
   readonly socketPath: string;
+  /** See LaunchContext.egressAdopt. */
+  readonly adopt?: LaunchContext["egressAdopt"];
   close(): Promise<void>;
 }
 
@@ -83,7 +85,7 @@ export function makeLauncher(selections: ReadonlyMap<string, Selection>, deps: R
     }
     const slog = log.child({ server: spec.name });
     try {
-      const sandbox = await selection.backend.launch(resolved, { secrets, log: slog, egressSocket: egress?.socketPath ?? null });
+      const sandbox = await selection.backend.launch(resolved, { secrets, log: slog, egressSocket: egress?.socketPath ?? null, ...(egress?.adopt ? { egressAdopt: egress.adopt } : {}) });
       if (egress) {
         const e = egress;
         void sandbox.exited.finally(() => e.close().catch(() => undefined));

@@ -28,6 +28,11 @@ export interface LaunchContext {
   readonly log: Logger;
   /** Host unix socket of this server's egress proxy; null when network = "none". */
   readonly egressSocket: string | null;
+  /**
+   * Hands a listener made inside the sandbox (by its egress agent) to this server's egress
+   * proxy, which then accepts on it directly (one relay instead of two). Absent: the agent relays.
+   */
+  readonly egressAdopt?: (listener: import("node:net").Server, pin: { readonly host: string; readonly port: number } | null) => void;
 }
 
 export type ExitCause = "exited" | "signalled" | "oom" | "stopped" | "start-failed";

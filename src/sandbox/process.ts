@@ -15,8 +15,10 @@ export interface SpawnedOptions {
   /** The complete environment; nothing of the gateway's is inherited. */
   readonly env: Readonly<Record<string, string>>;
   readonly cwd?: string;
-  /** Extra fds beyond 0..2 (e.g. a seccomp program for bwrap). */
-  readonly extraStdio?: ReadonlyArray<"pipe" | "ignore" | number>;
+  /** Extra fds beyond 0..2 (e.g. a seccomp program for bwrap); at most one "ipc" (Node's channel). */
+  readonly extraStdio?: ReadonlyArray<"pipe" | "ignore" | "ipc" | number>;
+  /** Called once the process is spawned (before `launch` resolves), e.g. to listen on its IPC channel. */
+  readonly onSpawn?: (child: ChildProcess) => void;
   /** Bytes written to extra fd 3 + i (which must be "pipe"), then closed: data the child reads at start. */
   readonly extraInput?: ReadonlyArray<Uint8Array>;
   readonly defaultGraceMs: number;
@@ -42,6 +44,7 @@ export function spawnSandbox(opts: SpawnedOptions): Promise<Sandbox> {
     child.once("error", onSpawnError);
     child.once("spawn", () => {
       child.off("error", onSpawnError);
+      opts.onSpawn?.(child);
       (opts.extraInput ?? []).forEach((data, i) => {
         const s = child.stdio[3 + i] as Writable | null | undefined;
         if (!s) return;

@@ -149,6 +149,10 @@ describe.skipIf(skip)(`allowed_hosts through the gateway's services, in-process 
     expect(look.hosts).toMatch(/^127\.0\.1\.\d+\tdb\.test$/m);
     expect(look.proxyVars.HTTP_PROXY).toBe("http://127.0.0.1:3128");
     expect(look.agentConfigLeft).toBe(false);
+    // The agent handed its listeners to the gateway's proxy (one relay); its IPC channel never reached the server.
+    expect(logs.filter((l) => /egress: /.test(l) && !/egress proxy listening/.test(l)).join("\n")).toMatch(/egress: the proxy accepts in the sandbox itself.*pins=2/);
+    expect(look.channelEnv).toBe(false);
+    expect(look.socketFds).toEqual([]);
     expect(look.socket).toBe(true);
     expect(look.tokenSet).toBe(true);
     // SECURITY: the secret reached the server's environment, and no argv on this host (bwrap, agent, server).

@@ -44,7 +44,7 @@ export interface EgressMount {
   /** Host package.json marking the agent's .js files as ESM; bound read-only at SANDBOX_AGENT_PATHS.packageJson. */
   readonly packageJson: string;
   /** buildAgentPlan(spec): argvPrefix[0] is the host path of node (bound read-only), env holds no secret. */
-  readonly plan: Pick<AgentPlan, "argvPrefix" | "env" | "hostsFile">;
+  readonly plan: Pick<AgentPlan, "argvPrefix" | "env" | "hostsFile" | "pins">;
 }
 
 export interface BuildInput {

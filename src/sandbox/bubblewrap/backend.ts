@@ -19,6 +19,8 @@ import { buildBwrapPlan, type EgressMount } from "./argv.js";
 import { limitEnforcement, limitGaps, type LimitEnforcement } from "./enforcement.js";
 import { collectHostFacts, findBwrap } from "./host.js";
 import { inheritedFds } from "../host-fds.js";
+import type { ChildProcess } from "node:child_process";
+import { receiveListeners } from "./egress-handover.js";
 
 export interface BubblewrapOptions {
   /** Path of bwrap; default: found on PATH. */
@@ -163,12 +165,11 @@ export class BubblewrapBackend implements Backend {
     const argv0 = spec.launch.argv[0];
     if (!argv0) throw new Error(`server "${spec.name}" has no resolved command`);
     const host = collectHostFacts(argv0, this.bwrap);
-    const plan = buildBwrapPlan({
-      spec,
-      host,
-      secrets: ctx.secrets,
-      egress: this.egressMount(spec, ctx),
-    });
+    const egress = this.egressMount(spec, ctx);
+    const plan = buildBwrapPlan({ spec, host, secrets: ctx.secrets, egress });
+    // The agent hands its listeners to the proxy over Node's IPC channel, the fd after the data fds.
+    const handover = egress && ctx.egressAdopt ? { fd: 3 + plan.fdData.length, adopt: ctx.egressAdopt, pins: egress.plan.pins } : null;
+    const bwrapArgv = handover ? withChannelEnv(plan.argv, handover.fd) : plan.argv;
 
     const layout = this.layout();
     for (const gone of sweepStaleCgroups(layout)) ctx.log.debug("removed a cgroup left by a gateway that died", { cgroup: gone });
@@ -185,7 +186,7 @@ export class BubblewrapBackend implements Backend {
       this.warnedFds = true;
       ctx.log.warn("the gateway inherited open file descriptors without close-on-exec; every sandbox inherits them too", { fds: leaked.join(","), hint: "start nucleus with only stdin, stdout and stderr open" });
     }
-    const argv = [...(leaf ? [host.shell, "-c", CGROUP_JOIN_SCRIPT, "nucleus-cgroup", ...leaf.procsFiles, "--"] : []), ...drop, ...plan.argv];
+    const argv = [...(leaf ? [host.shell, "-c", CGROUP_JOIN_SCRIPT, "nucleus-cgroup", ...leaf.procsFiles, "--"] : []), ...drop, ...bwrapArgv];
     const details: Record<string, string> = { hostname: plan.hostname, seccomp: host.arch };
     if (this.opts.runAs) details.runAs = `${this.opts.runAs.uid}:${this.opts.runAs.gid}`;
     if (leaf) for (const [c, d] of leaf.dirs) details[`cgroup.${c}`] = d;
@@ -195,8 +196,9 @@ export class BubblewrapBackend implements Backend {
         backend: this.name,
         argv,
         env: {},
-        extraStdio: plan.fdData.map(() => "pipe" as const),
+        extraStdio: [...plan.fdData.map(() => "pipe" as const), ...(handover ? (["ipc"] as const) : [])],
         extraInput: plan.fdData,
+        ...(handover ? { onSpawn: (child: ChildProcess) => receiveListeners(child, handover.pins, handover.adopt, ctx.log) } : {}),
         defaultGraceMs: spec.timeouts.shutdownGraceMs,
         details,
         cleanup: async (exit) => {
@@ -213,4 +215,11 @@ export class BubblewrapBackend implements Backend {
       throw err;
     }
   }
+}
+
+/** bwrap's argv with Node's IPC channel named in the sandbox's environment (right after --clearenv). */
+function withChannelEnv(argv: readonly string[], fd: number): string[] {
+  const at = argv.indexOf("--clearenv");
+  if (at < 0) throw new Error("the bwrap argv has no --clearenv");
+  return [...argv.slice(0, at + 1), "--setenv", "NODE_CHANNEL_FD", String(fd), "--setenv", "NODE_CHANNEL_SERIALIZATION_MODE", "json", ...argv.slice(at + 1)];
 }
