@@ -10,8 +10,8 @@ import type { Server } from "node:net";
 import { CHANNEL_ENV, handOver } from "./handover.js";
 import { listenOn, relayFrom } from "./relay.js";
 
-/** How long the agent waits for the gateway to adopt its listeners before relaying itself. */
-const HANDOVER_TIMEOUT_MS = 10_000;
+/** How long the agent waits for the gateway to adopt its listeners before relaying itself (longer than the gateway keeps the channel open). */
+const HANDOVER_TIMEOUT_MS = 15_000;
 
 const say = (msg: string) => process.stderr.write(`nucleus-agent: ${msg}\n`);
 

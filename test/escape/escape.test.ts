@@ -193,6 +193,10 @@ describe(`escape suite as ${who}${why}`, () => {
     }
   });
 
+  test("cannot take another process's file descriptors (pidfd_getfd)", async () => {
+    expect(await a.attack("syscall", { attack: "pidfd-getfd" })).toMatchObject({ escaped: false, detail: "denied 1" });
+  });
+
   test("cannot signal another server or the gateway", async () => {
     for (const pid of [process.pid, Number(b.sandbox.details.pid)]) {
       expect((await a.attack("signal", { pid })).escaped).toBe(false);

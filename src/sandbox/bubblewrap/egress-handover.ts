@@ -11,8 +11,9 @@ import { ADOPTED, LISTENER, SENT } from "../../agent/handover.js";
 import type { LaunchContext } from "../backend.js";
 import type { Logger } from "../../log.js";
 
-/** The channel is open this long at most: the agent sends within a second of starting. */
-const HANDOVER_WINDOW_MS = 30_000;
+/** The channel is open this long at most (the agent sends within a second of starting; it waits longer
+ * than this for an answer, so when it gives up and relays itself, this end is closed already). */
+const HANDOVER_WINDOW_MS = 10_000;
 
 export function receiveListeners(
   child: ChildProcess,

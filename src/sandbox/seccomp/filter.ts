@@ -21,8 +21,8 @@ export const CLONE_NAMESPACE_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08
 
 /** Denied outright with EPERM. */
 export const DENIED_SYSCALLS: readonly string[] = [
-  // SECURITY: inspecting or writing another process's memory.
-  "ptrace", "process_vm_readv", "process_vm_writev",
+  // SECURITY: inspecting or writing another process's memory, or taking its file descriptors.
+  "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd",
   // SECURITY: changing the filesystem view (old and new mount API).
   "mount", "umount2", "pivot_root", "chroot", "open_tree", "open_tree_attr", "move_mount", "fsopen",
   "fsconfig", "fsmount", "fspick", "mount_setattr",

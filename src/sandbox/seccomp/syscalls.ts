@@ -24,7 +24,7 @@ const x86_64: Table = {
   name_to_handle_at: 303, open_by_handle_at: 304, clock_adjtime: 305, setns: 308, process_vm_readv: 310,
   process_vm_writev: 311, finit_module: 313, kexec_file_load: 320, bpf: 321, userfaultfd: 323,
   io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427, open_tree: 428, move_mount: 429,
-  fsopen: 430, fsconfig: 431, fsmount: 432, fspick: 433, clone3: 435, mount_setattr: 442, open_tree_attr: 467,
+  fsopen: 430, fsconfig: 431, fsmount: 432, fspick: 433, clone3: 435, pidfd_getfd: 438, mount_setattr: 442, open_tree_attr: 467,
 };
 
 const aarch64: Table = {
@@ -36,7 +36,7 @@ const aarch64: Table = {
   open_by_handle_at: 265, clock_adjtime: 266, setns: 268, process_vm_readv: 270, process_vm_writev: 271,
   finit_module: 273, bpf: 280, userfaultfd: 282, kexec_file_load: 294, io_uring_setup: 425,
   io_uring_enter: 426, io_uring_register: 427, open_tree: 428, move_mount: 429, fsopen: 430, fsconfig: 431,
-  fsmount: 432, fspick: 433, clone3: 435, mount_setattr: 442, open_tree_attr: 467,
+  fsmount: 432, fspick: 433, clone3: 435, pidfd_getfd: 438, mount_setattr: 442, open_tree_attr: 467,
 };
 
 export const SYSCALLS: Record<SeccompArch, Table> = { x86_64, aarch64 };
