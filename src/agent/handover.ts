@@ -51,10 +51,21 @@ export async function handOver(listeners: ReadonlyArray<{ server: Server; pin: L
     }
     await new Promise<void>((resolve, reject) => send({ type: SENT }, undefined, {}, (err) => (err ? reject(err) : resolve())));
   } catch {
+    await disconnected();
     return false;
   }
   const adopted = await answered;
-  if (process.connected) process.disconnect();
+  // The channel must be gone (not just going) before the caller starts the server.
+  await disconnected();
   if (adopted) for (const l of listeners) l.server.close();
   return adopted;
+}
+
+/** Ends the channel and waits until Node has closed it. */
+function disconnected(): Promise<void> {
+  if (!process.connected) return Promise.resolve();
+  return new Promise((resolve) => {
+    process.once("disconnect", () => resolve());
+    process.disconnect();
+  });
 }

@@ -15,6 +15,13 @@ import type { Logger } from "../../log.js";
  * than this for an answer, so when it gives up and relays itself, this end is closed already). */
 const HANDOVER_WINDOW_MS = 10_000;
 
+/** Close a handle that will not be adopted (a listener, or anything else a sender passed). */
+function release(handle: unknown): void {
+  if (handle instanceof Server) handle.close();
+  else if (handle && typeof (handle as { destroy?: unknown }).destroy === "function") (handle as { destroy(): void }).destroy();
+  else if (handle && typeof (handle as { close?: unknown }).close === "function") (handle as { close(): void }).close();
+}
+
 export function receiveListeners(
   child: ChildProcess,
   pins: ReadonlyArray<{ readonly host: string; readonly port: number }>,
@@ -24,12 +31,15 @@ export function receiveListeners(
   let proxyPort = false;
   const pinsLeft = new Set(pins.map((p) => `${p.host}:${p.port}`));
   let ended = false;
+  // Adopted only once "sent" came: a handover that ends unanswered leaves every listener to the agent alone.
+  const held: Array<{ listener: Server; pin: { host: string; port: number } | null }> = [];
   const end = (adopted: boolean) => {
     if (ended) return;
     ended = true;
     clearTimeout(timer);
-    child.off("message", onMessage);
     // SECURITY: the channel ends before the agent starts the server, which never gets to talk on it.
+    for (const h of held) (adopted ? adopt(h.listener, h.pin) : h.listener.close());
+    held.length = 0;
     if (adopted && child.connected) child.send({ type: ADOPTED }, () => disconnect());
     else disconnect();
     if (adopted) log.debug("egress: the proxy accepts in the sandbox itself", { pins: String(pins.length - pinsLeft.size) });
@@ -41,21 +51,23 @@ export function receiveListeners(
   const timer = setTimeout(() => end(false), HANDOVER_WINDOW_MS);
   timer.unref();
   const onMessage = (msg: unknown, handle: unknown) => {
+    // Stays attached after the end: Node crashes on a message emitted with no listener once the channel is gone.
+    if (ended) return release(handle);
     const m = msg as { type?: unknown; pin?: { host?: unknown; port?: unknown } | null } | null;
     if (m?.type === SENT && handle === undefined) return end(proxyPort);
     if (m?.type !== LISTENER || !(handle instanceof Server)) {
-      if (handle instanceof Server) handle.close();
+      release(handle);
       return end(false);
     }
     if (m.pin === null && !proxyPort) {
       proxyPort = true;
-      adopt(handle, null);
+      held.push({ listener: handle, pin: null });
       return;
     }
     const key = m.pin && typeof m.pin.host === "string" && typeof m.pin.port === "number" ? `${m.pin.host}:${m.pin.port}` : null;
     // Only a pin the plan holds is adopted (the proxy judges its host:port like any request anyway).
     if (key !== null && pinsLeft.delete(key)) {
-      adopt(handle, { host: m.pin!.host as string, port: m.pin!.port as number });
+      held.push({ listener: handle, pin: { host: m.pin!.host as string, port: m.pin!.port as number } });
       return;
     }
     handle.close();

@@ -60,11 +60,22 @@ describe("listener handover, gateway side", () => {
     for (const a of r.adopted) a.listener.close();
   });
 
-  it("adopts nothing more and ends the channel unanswered on a pin the plan does not hold", async () => {
+  it("adopts nothing and ends the channel unanswered on a pin the plan does not hold (the agent then relays on all of them)", async () => {
     const r = await handOver([null, { host: "evil.test", port: 22 }], [{ host: "db.test", port: 5432 }]);
     expect(r.out).toBe("disconnected");
-    expect(r.adopted.map((a) => a.pin)).toEqual([null]);
-    for (const a of r.adopted) a.listener.close();
+    expect(r.adopted).toEqual([]);
+  });
+
+  it("survives a sender that writes two unexpected messages in one go", async () => {
+    const bad = join(dir, "bad.mjs");
+    writeFileSync(bad, `process.channel.unref(); process.send({ type: "bogus" }); process.send({ type: "bogus2" }); process.on("disconnect", () => process.exit(0)); setTimeout(() => process.exit(0), 5000);\n`);
+    const child = fork(bad, [], { stdio: ["ignore", "ignore", "inherit", "ipc"] });
+    const adopted: unknown[] = [];
+    receiveListeners(child, [], (l) => void adopted.push(l), new Logger({ level: "silent" }));
+    await new Promise((r) => child.once("exit", r));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(adopted).toEqual([]);
+    expect(child.connected).toBe(false);
   });
 
   it("ends the channel unanswered when no proxy port came", async () => {
