@@ -69,7 +69,8 @@ describe("nucleus serve --http", () => {
     const p = spawn(node, [NUCLEUS, "-c", cfg.path, "serve", "--http"], { stdio: ["ignore", "pipe", "pipe"] });
     let err = "";
     p.stderr.on("data", (d) => (err += d));
-    expect(await new Promise((r) => p.once("exit", r))).toBe(2);
-    expect(err).toMatch(/gateway\.http\.listen: "0\.0\.0\.0" is not a loopback address/);
+    const code = await new Promise((r) => p.once("exit", r));
+    // (stderr in the assertion: a failure shows why the gateway exited.)
+    expect({ code, err }).toMatchObject({ code: 2, err: expect.stringMatching(/gateway\.http\.listen: "0\.0\.0\.0" is not a loopback address/) });
   });
 });
