@@ -20,12 +20,12 @@ import {
   DEFAULT_EGRESS_LIMITS,
   type EgressEvent,
   type EgressLimits,
+  type EgressPin,
   type EgressProtocol,
   type EgressProxy,
   type EgressProxyOptions,
 } from "./types.js";
 
-type Pin = { readonly host: string; readonly port: number };
 
 interface Request {
   protocol: EgressProtocol;
@@ -71,7 +71,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     warnOnce(`${d.host ?? req.host}:${req.port}`, `egress: ${d.reason}; ${hint}`, req);
   };
 
-  const handle = async (client: Socket, pin: Pin | null) => {
+  const handle = async (client: Socket, pin: EgressPin | null) => {
     const started = Date.now();
     client.on("error", () => {});
     const reader = new SocketReader(client, limits.maxHeaderBytes);
@@ -157,7 +157,7 @@ export async function startEgressProxy(opts: EgressProxyOptions): Promise<Egress
     });
   };
 
-  const accept = (client: Socket, pin: Pin | null) => {
+  const accept = (client: Socket, pin: EgressPin | null) => {
     counters.total++;
     // SECURITY: a cap per server, so a hostile server cannot exhaust the gateway's sockets.
     if (counters.active >= limits.maxConnections) {

@@ -78,6 +78,12 @@ export interface EgressStats {
   readonly overCapacity: number;
 }
 
+/** A pinned `host:port` (a name rule with an exact port) that a listener in the sandbox stands for. */
+export interface EgressPin {
+  readonly host: string;
+  readonly port: number;
+}
+
 export interface EgressProxy {
   readonly socketPath: string;
   stats(): EgressStats;
@@ -87,7 +93,7 @@ export interface EgressProxy {
    * (`pin` null: HTTP CONNECT, plain HTTP, SOCKS5) or one pinned `host:port`. Closed
    * with the proxy.
    */
-  adopt(listener: import("node:net").Server, pin: { readonly host: string; readonly port: number } | null): void;
+  adopt(listener: import("node:net").Server, pin: EgressPin | null): void;
   /** Stops listening and closes every open connection. Idempotent. */
   close(): Promise<void>;
 }

@@ -5,6 +5,7 @@
 import type { Readable, Writable } from "node:stream";
 import type { BackendName, ServerSpec } from "../config/spec.js";
 import type { Logger } from "../log.js";
+import type { EgressProxy } from "../egress/types.js";
 
 export interface ProbeResult {
   readonly available: boolean;
@@ -32,7 +33,7 @@ export interface LaunchContext {
    * Hands a listener made inside the sandbox (by its egress agent) to this server's egress
    * proxy, which then accepts on it directly (one relay instead of two). Absent: the agent relays.
    */
-  readonly egressAdopt?: (listener: import("node:net").Server, pin: { readonly host: string; readonly port: number } | null) => void;
+  readonly egressAdopt?: EgressProxy["adopt"];
 }
 
 export type ExitCause = "exited" | "signalled" | "oom" | "stopped" | "start-failed";

@@ -9,6 +9,7 @@ import type { ChildProcess } from "node:child_process";
 import { Server } from "node:net";
 import { ADOPTED, LISTENER, SENT } from "../../agent/handover.js";
 import type { LaunchContext } from "../backend.js";
+import type { EgressPin } from "../../egress/types.js";
 import type { Logger } from "../../log.js";
 
 /** The channel is open this long at most (the agent sends within a second of starting; it waits longer
@@ -24,7 +25,7 @@ function release(handle: unknown): void {
 
 export function receiveListeners(
   child: ChildProcess,
-  pins: ReadonlyArray<{ readonly host: string; readonly port: number }>,
+  pins: readonly EgressPin[],
   adopt: NonNullable<LaunchContext["egressAdopt"]>,
   log: Logger,
 ): void {
@@ -32,7 +33,7 @@ export function receiveListeners(
   const pinsLeft = new Set(pins.map((p) => `${p.host}:${p.port}`));
   let ended = false;
   // Adopted only once "sent" came: a handover that ends unanswered leaves every listener to the agent alone.
-  const held: Array<{ listener: Server; pin: { host: string; port: number } | null }> = [];
+  const held: Array<{ listener: Server; pin: EgressPin | null }> = [];
   const end = (adopted: boolean) => {
     if (ended) return;
     ended = true;
