@@ -9,16 +9,14 @@ import type { BackendChoice, ServerSpec } from "../config/spec.js";
 import { defaultBackends } from "../gateway/services.js";
 import type { Backend, Gap } from "../sandbox/backend.js";
 import type { LimitEnforcement } from "../sandbox/bubblewrap/enforcement.js";
+import { findLowPortTools, UNPRIVILEGED_PORT_START } from "../sandbox/bubblewrap/low-ports.js";
 import { selectBackend } from "../sandbox/select.js";
-
-/** The first port an unprivileged process may listen on in a fresh network namespace. */
-const UNPRIVILEGED_PORT_START = 1024;
 
 export interface HostPin {
   readonly host: string;
   readonly port: number;
   readonly address: string;
-  /** Whether the agent can listen there under this backend (bubblewrap: not below 1024). */
+  /** Whether the agent can listen there under this backend (bubblewrap: below 1024 only with perl and nsenter). */
   readonly pinned: boolean;
 }
 
@@ -51,7 +49,7 @@ export async function hostView(spec: ServerSpec, gatewayChoice: BackendChoice, b
   let egress: HostView["egress"] = null;
   if (spec.network.mode === "allowlist") {
     const plan = buildAgentPlan(spec);
-    const lowPortsOk = backend.name !== "bubblewrap";
+    const lowPortsOk = backend.name !== "bubblewrap" || findLowPortTools() !== null;
     egress = {
       proxy: `http://127.0.0.1:${DEFAULT_AGENT_PROXY_PORT}`,
       pins: plan.pins.map((p) => ({ ...p, pinned: lowPortsOk || p.port >= UNPRIVILEGED_PORT_START })),
@@ -80,7 +78,7 @@ export function hostViewText(v: HostView): string[] {
     for (const p of v.egress.pins) {
       out.push(p.pinned
         ? `      pin:     ${p.host}:${p.port} → the agent at ${p.address}:${p.port} (for clients that ignore proxies)`
-        : `      pin:     ${p.host}:${p.port}: none (the sandbox may not listen below port ${UNPRIVILEGED_PORT_START}; proxy-aware clients only)`);
+        : `      pin:     ${p.host}:${p.port}: none (bubblewrap needs perl and nsenter to listen below port ${UNPRIVILEGED_PORT_START}; proxy-aware clients only)`);
     }
   } else if (v.backend === "bubblewrap") out.push("    egress:    none (loopback-only network namespace, no proxy socket; inet sockets refused by seccomp)");
   else out.push("    egress:    none (no proxy)");

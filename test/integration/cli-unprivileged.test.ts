@@ -15,6 +15,7 @@ import { NUCLEUS, REPO, ensureBuilt } from "../helpers/cli.js";
 import { TEST_USER, ensureTestUser } from "../helpers/test-user.js";
 
 const root = process.getuid?.() === 0;
+const EGRESS_FIXTURE = join(REPO, "test/fixtures/egress/server-that-tries-egress.mjs");
 const runuser = ["/usr/sbin/runuser", "/sbin/runuser"].find((p) => existsSync(p));
 const canRun = root && runuser !== undefined && findBwrap() !== null;
 const why = !root ? "not root: the other CLI tests already run unprivileged" : "runuser or bwrap missing";
@@ -36,19 +37,23 @@ describe("nucleus serve as an ordinary user", () => {
   it.skipIf(!canRun)(`serves sandboxed servers when run as ${TEST_USER}${canRun ? "" : ` (skipped: ${why})`}`, async () => {
     ensureTestUser();
     // The repository must be readable by that user; a checkout under a private home is not.
-    if (!readableBy(TEST_USER, join(REPO, "dist", "cli", "run-main.js")) || !readableBy(TEST_USER, EVERYTHING)) {
+    if (!readableBy(TEST_USER, join(REPO, "dist", "cli", "run-main.js")) || !readableBy(TEST_USER, EVERYTHING) || !readableBy(TEST_USER, EGRESS_FIXTURE)) {
       throw new Error(`${REPO} is not readable by ${TEST_USER}: clone it somewhere world-readable to run this test`);
     }
     dir = mkdtempSync(join(tmpdir(), "nucleus-unpriv-cli-"));
     chmodSync(dir, 0o755);
     const cfg = join(dir, "nucleus.toml");
-    writeFileSync(cfg, `[servers.everything]\ncommand = [${JSON.stringify(process.execPath)}, ${JSON.stringify(EVERYTHING)}]\nvm_profile = "locked"\n`);
+    // "pinned": its rule's default ports 443 and 80 are pinned, below 1024, where no ordinary process may listen in
+    // a fresh network namespace until the gateway lowers that namespace's start port (its helper runs as this user).
+    // Never dialled: the names resolve nowhere here.
+    writeFileSync(cfg, `[servers.everything]\ncommand = [${JSON.stringify(process.execPath)}, ${JSON.stringify(EVERYTHING)}]\nvm_profile = "locked"\n\n` +
+      `[servers.pinned]\ncommand = [${JSON.stringify(process.execPath)}, ${JSON.stringify(EGRESS_FIXTURE)}]\nallowed_hosts = ["web.test"]\n`);
     chmodSync(cfg, 0o644);
     accessSync(cfg, constants.R_OK);
     let stderr = "";
     const transport = new StdioClientTransport({
       command: runuser!,
-      args: ["-u", TEST_USER, "--", "env", `HOME=${dir}`, `PATH=${process.env.PATH}`, process.execPath, NUCLEUS, "-c", cfg, "serve"],
+      args: ["-u", TEST_USER, "--", "env", `HOME=${dir}`, `PATH=${process.env.PATH}`, process.execPath, NUCLEUS, "--log-level", "debug", "-c", cfg, "serve"],
       stderr: "pipe",
     });
     transport.stderr?.on("data", (d) => (stderr += d));
@@ -62,6 +67,10 @@ describe("nucleus serve as an ordinary user", () => {
       expect(stderr).toMatch(/server "everything": backend bubblewrap/);
       // Not root: no "maps to host uid 0" situation, and the gateway says which limits it could not enforce, if any.
       expect(stderr).not.toMatch(/uid 0/);
+      // Both pins below 1024 listened in the sandbox and went to the proxy.
+      expect(names).toContain("pinned__tcp");
+      expect(stderr).toMatch(/egress: the proxy accepts in the sandbox itself.*pins=2/);
+      expect(stderr).not.toMatch(/cannot pin|cannot listen/);
     } finally {
       await client.close();
     }

@@ -4,7 +4,7 @@
 // in-process (the only place the test-only private-range option and the
 // dnsmasq resolver can be injected: the CLI has no switch for them); part 2
 // drives the built `nucleus serve` CLI with nothing test-only at all.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer as createHttp, type Server as HttpServer } from "node:http";
 import { createServer, type AddressInfo, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -21,6 +21,7 @@ import { Logger } from "../../src/log.js";
 import { whichSync } from "../../src/sandbox/which.js";
 import { startDnsmasq, type LocalDns } from "../fixtures/egress/dnsmasq.js";
 import { NUCLEUS, REPO, ensureBuilt, runCli, tempConfig } from "../helpers/cli.js";
+import { TEST_USER, ensureTestUser } from "../helpers/test-user.js";
 
 const FIXTURE = join(REPO, "test/fixtures/egress/server-that-tries-egress.mjs");
 const node = process.execPath;
@@ -32,7 +33,10 @@ const CANARY = "egress-canary-secret-5b1e";
 const listeners: (Server | HttpServer)[] = [];
 const canaryHits: string[] = [];
 let ports: { web: number; db: number };
+/** A port below 1024 where db.test also answers (root only: an ordinary user cannot listen there on the host). */
+let lowDb: number | null = null;
 let dns: LocalDns | null = null;
+const root = process.getuid?.() === 0;
 
 async function listen<T extends Server | HttpServer>(s: T, host: string, port = 0): Promise<number> {
   listeners.push(s);
@@ -88,6 +92,10 @@ beforeAll(async () => {
     web: await listen(createHttp((req, res) => res.end(`hello web ${req.url}`)), "127.0.0.17"),
     db: await listen(createServer((s) => s.once("data", (d) => s.end(`db:${d.toString().trim()}\n`))), "127.0.0.19"),
   };
+  if (root) {
+    const db = () => createServer((s) => s.once("data", (d) => s.end(`db:${d.toString().trim()}\n`)));
+    for (let p = 999; p > 900 && lowDb === null; p--) lowDb = await listen(db(), "127.0.0.19", p).catch(() => (listeners.pop(), null));
+  }
   // Canaries: a disallowed host on the web port, and the DNS-named one; anything reaching them is a failure.
   await listen(createHttp((req, res) => (canaryHits.push(`127.0.0.20${req.url}`), res.end("canary"))), "127.0.0.20", ports.web);
   dns = await startDnsmasq({ "web.test": "127.0.0.17", "db.test": "127.0.0.19", "forbidden.test": "127.0.0.20" });
@@ -111,7 +119,8 @@ describe.skipIf(skip)(`allowed_hosts through the gateway's services, in-process 
 
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), "nucleus-egress-gw-"));
-    const cfg = tempConfig(configText(join(tmp, "audit.jsonl"), [`web.test:${ports.web}`, `db.test:${ports.db}`, "web.test"], true));
+    const low = lowDb !== null ? [`db.test:${lowDb}`] : [];
+    const cfg = tempConfig(configText(join(tmp, "audit.jsonl"), [`web.test:${ports.web}`, `db.test:${ports.db}`, "web.test", ...low], true));
     const config = await loadConfig(cfg.path);
     cfg.cleanup();
     const log = new Logger({ level: "debug", sink: { write: (l) => void logs.push(l) } });
@@ -150,7 +159,8 @@ describe.skipIf(skip)(`allowed_hosts through the gateway's services, in-process 
     expect(look.proxyVars.HTTP_PROXY).toBe("http://127.0.0.1:3128");
     expect(look.agentConfigLeft).toBe(false);
     // The agent handed its listeners to the gateway's proxy (one relay); its IPC channel never reached the server.
-    expect(logs.filter((l) => /egress: /.test(l) && !/egress proxy listening/.test(l)).join("\n")).toMatch(/egress: the proxy accepts in the sandbox itself.*pins=2/);
+    // Every pin listens, those below 1024 too (web.test's default ports 443 and 80, and the low db port).
+    expect(logs.filter((l) => /egress: /.test(l) && !/egress proxy listening/.test(l)).join("\n")).toMatch(new RegExp(`egress: the proxy accepts in the sandbox itself.*pins=${lowDb !== null ? 5 : 4}`));
     expect(look.channelEnv).toBe(false);
     expect(look.socketFds).toEqual([]);
     expect(look.socket).toBe(true);
@@ -166,9 +176,17 @@ describe.skipIf(skip)(`allowed_hosts through the gateway's services, in-process 
     expect(argvs.some((a) => a.includes("/run/nucleus/agent/main.js"))).toBe(true);
     expect(argvs.filter((a) => a.includes(CANARY))).toEqual([]);
     expect(socketDirs).toHaveLength(1);
-    // web.test's default ports 443 and 80 cannot be pinned (no listening below 1024 in the sandbox): the agent says
-    // so on stderr, which the gateway relays into its log; proxy-aware clients still reach them.
-    expect(logs.some((l) => /cannot pin web\.test:443 on 127\.0\.1\.\d+/.test(l))).toBe(true);
+    expect(logs.filter((l) => /cannot pin|cannot listen/.test(l))).toEqual([]);
+  });
+
+  it.skipIf(!root)(`pins a port below 1024: a raw TCP client reaches db.test there${root ? "" : " (skipped: an ordinary user cannot listen below 1024 on the host for the target)"}`, async () => {
+    expect(lowDb).not.toBeNull();
+    const db = await call(client, "hostile__tcp", { host: "db.test", port: lowDb, send: "low" });
+    expect(db).toEqual({ err: null, out: "db:low\n" });
+    // web.test:80 (a default port of the rule "web.test") is pinned as well: the connection is accepted inside the
+    // sandbox (not refused, as it was while nothing could listen there) and ends when the host refuses the proxy.
+    const web80 = await call(client, "hostile__tcp", { host: "web.test", port: 80, send: "GET / HTTP/1.0\r\n\r\n" });
+    expect(web80.err).not.toBe("ECONNREFUSED");
   });
 
   it("refuses a disallowed host, with an audit record and one warning naming the rule to add", async () => {
@@ -222,7 +240,9 @@ describe.skipIf(skip)(`allowed_hosts through the gateway's services, in-process 
     const allowed = recs.filter((e) => e.decision === "allow");
     expect(allowed.find((e) => e.host === "web.test")).toMatchObject({ server: "hostile", protocol: "http", port: ports.web, address: "127.0.0.17", rule: `web.test:${ports.web}` });
     expect(allowed.find((e) => e.host === "db.test")).toMatchObject({ protocol: "pin", address: "127.0.0.19", rule: `db.test:${ports.db}` });
-    expect(allowed.map((e) => [e.host, e.bytesUp > 0, e.bytesDown > 0])).toEqual(allowed.map((e) => [e.host, true, true]));
+    // (web.test:80 is allowed but nothing listens there on the host: no bytes come back.)
+    const answered = allowed.filter((e) => e.port !== 80);
+    expect(answered.map((e) => [e.host, e.bytesUp > 0, e.bytesDown > 0])).toEqual(answered.map((e) => [e.host, true, true]));
     const denied = recs.filter((e) => e.decision === "deny");
     expect(denied.filter((e) => e.host === "forbidden.test").map((e) => e.protocol)).toEqual(["http", "http"]);
     expect(denied.find((e) => e.host === "forbidden.test")).toMatchObject({ server: "hostile", address: null, rule: null, reason: expect.stringMatching(/no rule allows it/) });
@@ -241,10 +261,11 @@ describe.skipIf(skip)(`nucleus serve (the built CLI) with an allowlist server an
 
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), "nucleus-egress-cli-"));
-    // Nothing test-only: an exact IP rule is the one way to admit a loopback address.
-    const cfg = tempConfig(configText(join(tmp, "audit.jsonl"), [`127.0.0.17:${ports.web}`]));
+    // Nothing test-only: an exact IP rule is the one way to admit a loopback address. "web.test" (which the host
+    // cannot resolve) is pinned on its default ports 443 and 80, below 1024.
+    const cfg = tempConfig(configText(join(tmp, "audit.jsonl"), [`127.0.0.17:${ports.web}`, "web.test"]));
     cfgPath = cfg.path;
-    const transport = new StdioClientTransport({ command: node, args: [NUCLEUS, "-c", cfgPath, "serve"], stderr: "pipe", env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TMPDIR: tmp } });
+    const transport = new StdioClientTransport({ command: node, args: [NUCLEUS, "--log-level", "debug", "-c", cfgPath, "serve"], stderr: "pipe", env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TMPDIR: tmp } });
     transport.stderr?.on("data", (d) => (stderr += d));
     client = new Client({ name: "egress-cli-test", version: "1" });
     await client.connect(transport);
@@ -271,7 +292,7 @@ describe.skipIf(skip)(`nucleus serve (the built CLI) with an allowlist server an
     expect(refused.out).toMatch(/^HTTP\/1\.1 403 Forbidden/);
     expect((await call(client, "hostile__tcp", { host: "127.0.0.17", port: ports.web, send: "GET / HTTP/1.0\r\n\r\n" })).err).toBe("ECONNREFUSED");
     expect((await call(client, "hostile__tcp", { host: "192.0.2.1", port: 80 })).err).toBe("ENETUNREACH");
-    const d = await call(client, "hostile__dns", { name: "web.test", server: dns!.server });
+    const d = await call(client, "hostile__dns", { name: "forbidden.test", server: dns!.server });
     expect([d.lookup.ok, d.direct.ok]).toEqual([false, false]);
     const off = await call(client, "offline__tcp", { host: "127.0.0.17", port: ports.web, send: "x" });
     expect(off.err).toMatch(/EAFNOSUPPORT|EPERM|EACCES/);
@@ -279,6 +300,10 @@ describe.skipIf(skip)(`nucleus serve (the built CLI) with an allowlist server an
     expect(canaryHits).toEqual([]);
     expect(stderr).toMatch(/server "hostile": backend bubblewrap/);
     expect(stderr).toMatch(/egress: 127\.0\.0\.20 port \d+ is refused/);
+    // web.test's pins (443 and 80, below 1024) listen inside the sandbox and were handed to the proxy. (Not
+    // dialled here: the host's resolver would be asked for the name.)
+    expect(stderr).toMatch(/egress: the proxy accepts in the sandbox itself.*pins=2/);
+    expect(stderr).not.toMatch(/cannot pin|cannot listen/);
   });
 
   it("writes both decisions to the audit log", async () => {
@@ -300,10 +325,69 @@ describe.skipIf(skip)(`nucleus serve (the built CLI) with an allowlist server an
     expect(host).toContain("refuses:   nothing: every rule is enforced here");
     expect(host).toMatch(/memory +512 MiB \(default\): (enforced|NOT ENFORCED) \(/);
     expect(host).toContain("agent at http://127.0.0.1:3128");
+    expect(host).toMatch(/pin: +web\.test:443 → the agent at 127\.0\.1\.\d+:443 /);
+    expect(host).toMatch(/pin: +web\.test:80 → the agent at 127\.0\.1\.\d+:80 /);
     const off = await runCli(["-c", cfgPath, "explain", "offline", "--json"]);
     const json = JSON.parse(off.stdout);
     expect(json.network).toEqual({ mode: "none" });
     expect(json.host).toMatchObject({ backend: "bubblewrap", refusals: [], egress: null });
     expect(json.host.limits.map((l: { limit: string }) => l.limit)).toEqual(["memory", "pids", "cpus", "tmp"]);
+  });
+});
+
+describe.skipIf(skip || !root)(`pins below 1024 under [gateway] run_as (bwrap and its helper run as an ordinary user) ${needs}${root ? "" : " (skipped: needs a root gateway)"}`, () => {
+  let tmp: string;
+  let services: Services;
+  let gateway: Gateway;
+  let client: Client;
+  const logs: string[] = [];
+
+  let uid = -1;
+
+  beforeAll(async () => {
+    ({ uid } = ensureTestUser());
+    tmp = mkdtempSync(join(tmpdir(), "nucleus-egress-runas-"));
+    chmodSync(tmp, 0o711); // the socket directory's parent, as /tmp is: the run_as user passes through it
+    const cfg = tempConfig(`
+[gateway]
+run_as = "${TEST_USER}"
+
+[servers.hostile]
+command = [${JSON.stringify(node)}, ${JSON.stringify(FIXTURE)}]
+allowed_hosts = ["db.test:${lowDb}"]
+`);
+    const config = await loadConfig(cfg.path);
+    cfg.cleanup();
+    const log = new Logger({ level: "debug", sink: { write: (l) => void logs.push(l) } });
+    // SECURITY (test only): as in part 1, the loopback stand-ins and the dnsmasq resolver are injected in-process.
+    ({ services, gateway, client } = await startConfiguredGateway(config, {
+      log,
+      egress: { resolver: dnsServerResolver([dns!.server]), insecureTestPrivateRanges: ["127.0.0.16/28"], socketBase: tmp },
+    }));
+  }, 120_000);
+
+  afterAll(async () => {
+    await client?.close().catch(() => undefined);
+    await gateway?.close();
+    await services?.close();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it(`reaches db.test on its low port from a sandbox running as ${TEST_USER}`, async () => {
+    expect(lowDb).not.toBeNull();
+    const tools = (await client.listTools()).tools.map((t) => t.name);
+    if (!tools.includes("hostile__tcp")) throw new Error(`the server did not start: ${logs.slice(-30).join("\n")}`);
+    const db = await call(client, "hostile__tcp", { host: "db.test", port: lowDb, send: "as-runas" });
+    expect(db).toEqual({ err: null, out: "db:as-runas\n" });
+    // The agent (and so bwrap's whole sandbox) runs as the run_as user on the host.
+    const agents = readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, "latin1").includes("/run/nucleus/agent/main.js") && /^Uid:\t(\d+)/m.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] === String(uid);
+      } catch {
+        return false;
+      }
+    });
+    expect(agents.length).toBeGreaterThan(0);
+    expect(logs.filter((l) => /cannot pin|cannot listen/.test(l))).toEqual([]);
   });
 });

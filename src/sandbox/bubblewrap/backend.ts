@@ -21,6 +21,7 @@ import { collectHostFacts, findBwrap } from "./host.js";
 import { inheritedFds } from "../host-fds.js";
 import type { ChildProcess } from "node:child_process";
 import { receiveListeners } from "./egress-handover.js";
+import { findLowPortTools, lowerThenRelease, lowestPrivilegedPort, UNPRIVILEGED_PORT_START } from "./low-ports.js";
 
 export interface BubblewrapOptions {
   /** Path of bwrap; default: found on PATH. */
@@ -169,7 +170,13 @@ export class BubblewrapBackend implements Backend {
     const plan = buildBwrapPlan({ spec, host, secrets: ctx.secrets, egress });
     // The agent hands its listeners to the proxy over Node's IPC channel, the fd after the data fds.
     const handover = egress && ctx.egressAdopt ? { fd: 3 + plan.fdData.length, adopt: ctx.egressAdopt, pins: egress.plan.pins } : null;
-    const bwrapArgv = handover ? withChannelEnv(plan.argv, handover.fd) : plan.argv;
+    // Pins below 1024: bwrap holds the sandbox until its network namespace admits them (low-ports.ts).
+    const lowPort = egress ? lowestPrivilegedPort(egress.plan.pins) : null;
+    const tools = lowPort !== null ? findLowPortTools() : null;
+    if (lowPort !== null && !tools) ctx.log.warn(`egress: pins below port ${UNPRIVILEGED_PORT_START} cannot listen in server "${spec.name}"'s sandbox: perl or nsenter is missing`, { hint: "install perl-base and util-linux (apt-get install perl-base util-linux)" });
+    const hold = lowPort !== null && tools ? { infoFd: 3 + plan.fdData.length + (handover ? 1 : 0), port: lowPort, tools } : null;
+    let bwrapArgv = handover ? withChannelEnv(plan.argv, handover.fd) : plan.argv;
+    if (hold) bwrapArgv = [bwrapArgv[0]!, "--info-fd", String(hold.infoFd), "--block-fd", String(hold.infoFd + 1), ...bwrapArgv.slice(1)];
 
     const layout = this.layout();
     for (const gone of sweepStaleCgroups(layout)) ctx.log.debug("removed a cgroup left by a gateway that died", { cgroup: gone });
@@ -196,9 +203,12 @@ export class BubblewrapBackend implements Backend {
         backend: this.name,
         argv,
         env: {},
-        extraStdio: [...plan.fdData.map(() => "pipe" as const), ...(handover ? (["ipc"] as const) : [])],
+        extraStdio: [...plan.fdData.map(() => "pipe" as const), ...(handover ? (["ipc"] as const) : []), ...(hold ? (["pipe", "pipe"] as const) : [])],
         extraInput: plan.fdData,
-        ...(handover ? { onSpawn: (child: ChildProcess) => receiveListeners(child, handover.pins, handover.adopt, ctx.log) } : {}),
+        onSpawn: (child: ChildProcess) => {
+          if (handover) receiveListeners(child, handover.pins, handover.adopt, ctx.log);
+          if (hold) void lowerThenRelease(child, { infoFd: hold.infoFd, blockFd: hold.infoFd + 1, port: hold.port, tools: hold.tools, prefix: drop, server: spec.name, log: ctx.log });
+        },
         defaultGraceMs: spec.timeouts.shutdownGraceMs,
         details,
         cleanup: async (exit) => {
