@@ -12,8 +12,8 @@ cd "$(dirname "$0")/.."
 # socat: the vsock bridge in Firecracker guests; e2fsprogs: read-only ext4 images of granted paths (Firecracker);
 # the kernel (linux-image-amd64) is fetched by `nucleus image build` with `apt-get download`, not installed.
 # dnsmasq-base + iproute2: the egress tests' local DNS and test hosts.
-# util-linux (setpriv for run_as, nsenter) and perl-base: pins below port 1024 under bubblewrap
-# (docs/egress.md); both are Essential on Debian and Ubuntu, so normally already there.
+# util-linux (setpriv, for run_as) and perl-base (pins below port 1024 under bubblewrap, docs/egress.md):
+# both Essential on Debian and Ubuntu, so normally already there.
 # openssl + curl: the egress tests' self-signed HTTPS target and a real proxy-honouring client.
 PKGS=(bubblewrap util-linux perl-base)
 if [ "${1:-}" = "--dev" ]; then

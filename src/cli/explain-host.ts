@@ -16,7 +16,7 @@ export interface HostPin {
   readonly host: string;
   readonly port: number;
   readonly address: string;
-  /** Whether the agent can listen there under this backend (bubblewrap: below 1024 only with perl and nsenter). */
+  /** Whether the agent can listen there under this backend (bubblewrap: below 1024 only with perl). */
   readonly pinned: boolean;
 }
 
@@ -78,7 +78,7 @@ export function hostViewText(v: HostView): string[] {
     for (const p of v.egress.pins) {
       out.push(p.pinned
         ? `      pin:     ${p.host}:${p.port} → the agent at ${p.address}:${p.port} (for clients that ignore proxies)`
-        : `      pin:     ${p.host}:${p.port}: none (bubblewrap needs perl and nsenter to listen below port ${UNPRIVILEGED_PORT_START}; proxy-aware clients only)`);
+        : `      pin:     ${p.host}:${p.port}: none (bubblewrap needs perl to listen below port ${UNPRIVILEGED_PORT_START}; proxy-aware clients only)`);
     }
   } else if (v.backend === "bubblewrap") out.push("    egress:    none (loopback-only network namespace, no proxy socket; inet sockets refused by seccomp)");
   else out.push("    egress:    none (no proxy)");

@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import type { Controller } from "./cgroups/layout.js";
 import { BubblewrapBackend } from "./bubblewrap/backend.js";
+import { lowPortSelfTest } from "./bubblewrap/low-ports.js";
 import { buildSeccompFilter } from "./seccomp/filter.js";
 import { seccompArchOf } from "./seccomp/syscalls.js";
 import { kvmStatus } from "./kvm.js";
@@ -44,6 +45,14 @@ function seccompCheck(bwrap: string): HostCheck {
     return { name: "seccomp", status: "ok", detail: `our ${arch} filter loads and denies unshare(CLONE_NEWUSER)`, fix: "" };
   }
   return { name: "seccomp", status: "fail", detail: `filter check failed (exit ${r.status}): ${(r.stderr || "").trim().split("\n")[0]}`, fix: "the kernel needs CONFIG_SECCOMP_FILTER; check `grep Seccomp /proc/self/status`" };
+}
+
+/** Whether bubblewrap sandboxes can listen on pinned ports below 1024 (tried for real on a bare sandbox). */
+async function lowPortCheck(bwrap: string): Promise<HostCheck> {
+  const why = await lowPortSelfTest(bwrap);
+  return why === null
+    ? { name: "low-port pins", status: "ok", detail: "a sandbox's network namespace can be opened below port 1024 for pins", fix: "" }
+    : { name: "low-port pins", status: "warn", detail: `pins below port 1024 cannot listen under bubblewrap: ${why}`, fix: "apt-get install perl-base (proxy-aware clients work without)" };
 }
 
 function landlockCheck(): HostCheck {
@@ -92,6 +101,7 @@ export async function hostChecks(): Promise<HostCheck[]> {
     });
   }
   out.push(bwrap ? seccompCheck(bwrap) : { name: "seccomp", status: "fail", detail: "not checked (no bwrap)", fix: "install bubblewrap" });
+  out.push(bwrap ? await lowPortCheck(bwrap) : { name: "low-port pins", status: "info", detail: "not checked (no bwrap)", fix: "" });
   out.push(landlockCheck());
   const qemu = whichSync(process.arch === "arm64" ? "qemu-system-aarch64" : "qemu-system-x86_64");
   out.push({ name: "qemu", status: qemu ? "ok" : "info", detail: qemu ?? "not installed", fix: qemu ? "" : "apt-get install -y qemu-system-x86 (for the qemu backend)" });

@@ -71,6 +71,9 @@ describe("nucleus serve as an ordinary user", () => {
       expect(names).toContain("pinned__tcp");
       expect(stderr).toMatch(/egress: the proxy accepts in the sandbox itself.*pins=2/);
       expect(stderr).not.toMatch(/cannot pin|cannot listen/);
+      // doctor tries the same on a bare sandbox (bwrap without --dev: no uid 0 in its user namespace) as this user.
+      const doctor = spawnSync(runuser!, ["-u", TEST_USER, "--", "env", `HOME=${dir}`, `PATH=${process.env.PATH}`, process.execPath, NUCLEUS, "doctor"], { encoding: "utf8", cwd: dir });
+      expect(doctor.stdout).toMatch(/^OK +low-port pins /m);
     } finally {
       await client.close();
     }

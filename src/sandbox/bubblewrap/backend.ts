@@ -173,7 +173,7 @@ export class BubblewrapBackend implements Backend {
     // Pins below 1024: bwrap holds the sandbox until its network namespace admits them (low-ports.ts).
     const lowPort = egress ? lowestPrivilegedPort(egress.plan.pins) : null;
     const tools = lowPort !== null ? findLowPortTools() : null;
-    if (lowPort !== null && !tools) ctx.log.warn(`egress: pins below port ${UNPRIVILEGED_PORT_START} cannot listen in server "${spec.name}"'s sandbox: perl or nsenter is missing`, { hint: "install perl-base and util-linux (apt-get install perl-base util-linux)" });
+    if (lowPort !== null && !tools) ctx.log.warn(`egress: pins below port ${UNPRIVILEGED_PORT_START} cannot listen in server "${spec.name}"'s sandbox: perl is missing`, { hint: "install perl (apt-get install perl-base)" });
     const hold = lowPort !== null && tools ? { infoFd: 3 + plan.fdData.length + (handover ? 1 : 0), port: lowPort, tools } : null;
     let bwrapArgv = handover ? withChannelEnv(plan.argv, handover.fd) : plan.argv;
     if (hold) bwrapArgv = [bwrapArgv[0]!, "--info-fd", String(hold.infoFd), "--block-fd", String(hold.infoFd + 1), ...bwrapArgv.slice(1)];

@@ -11,15 +11,15 @@
 // CAP_NET_ADMIN in the user namespace that owns it, may write that sysctl.
 // bwrap runs the sandbox in a nested user namespace (--disable-userns), so the
 // owner is reachable only through the NS_GET_USERNS ioctl on the network
-// namespace: perl (perl-base, Essential on Debian and Ubuntu) does the ioctl and
-// execs nsenter (util-linux) into that user and network namespace, where sh
-// writes the value. The helper runs as the user bwrap runs as (the owner of
-// those namespaces), never with more.
+// namespace, and Node has neither ioctl nor setns: perl (perl-base, Essential on
+// Debian and Ubuntu) does the ioctl, both setns calls and the write. The helper
+// runs as the user bwrap runs as (the owner of those namespaces), never with more.
 
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
-import type { Logger } from "../../log.js";
+import { Logger } from "../../log.js";
+import { SYSCALLS, seccompArchOf } from "../seccomp/syscalls.js";
 import { whichSync } from "../which.js";
 
 /** The first port a process without capabilities may listen on in a fresh network namespace. */
@@ -29,17 +29,17 @@ const MAX_INFO_BYTES = 64 * 1024;
 /** How long the gateway holds a sandbox for this (bwrap's info comes within milliseconds). */
 const SETUP_TIMEOUT_MS = 10_000;
 
-/** Programs the helper needs; absolute paths. */
+/** What the helper needs: perl (absolute path) and this architecture's setns syscall number. */
 export interface LowPortTools {
   readonly perl: string;
-  readonly nsenter: string;
-  readonly shell: string;
+  readonly setns: number;
 }
 
 export function findLowPortTools(): LowPortTools | null {
   const perl = whichSync("perl");
-  const nsenter = whichSync("nsenter");
-  return perl && nsenter ? { perl, nsenter, shell: "/bin/sh" } : null;
+  const arch = seccompArchOf(process.arch);
+  const setns = arch ? SYSCALLS[arch]["setns"] : undefined;
+  return perl && setns !== undefined ? { perl, setns } : null;
 }
 
 /** The lowest pinned port below 1024, or null when every pin can listen anyway. */
@@ -72,25 +72,31 @@ export function parseBwrapInfo(text: string): SandboxNamespaces {
 }
 
 // The helper: checks that the process is still in the sandbox's network namespace (its inode, from bwrap) and
-// that this is not the helper's own (the host's),
-// takes the user namespace that owns it (NS_GET_USERNS = _IO(0xb7, 0x1)), and execs nsenter into both with
-// its own credentials; sh writes the port and reads it back. Arguments only: no value is spliced into code.
-export const LOW_PORT_SCRIPT = `use strict; use Fcntl;
-my ($pid, $ino, $port, $nsenter, $sh) = @ARGV;
+// that this is not the helper's own (the host's), takes the user namespace that owns it (NS_GET_USERNS =
+// _IO(0xb7, 0x1)), enters both with setns (perl is single-threaded, as setns into a user namespace requires),
+// writes the port and reads it back. All in one process: an exec would drop the capabilities setns gave where
+// the helper's uid is not 0 in that user namespace. Arguments only: no value is spliced into code.
+export const LOW_PORT_SCRIPT = `use strict;
+my ($pid, $ino, $port, $setns) = @ARGV;
+my $sysctl = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
 open(my $net, "<", "/proc/$pid/ns/net") or die "cannot open /proc/$pid/ns/net: $!\\n";
 (stat($net))[1] == $ino or die "process $pid is no longer in the sandbox's network namespace\\n";
 (stat("/proc/self/ns/net"))[1] != $ino or die "refusing to touch the host's own network namespace\\n";
-my $fd = ioctl($net, 0xb701, 0) or die "NS_GET_USERNS on the sandbox's network namespace failed: $!\\n";
-open(my $user, "<&=", $fd) or die "fdopen: $!\\n";
-fcntl($_, F_SETFD, 0) or die "fcntl: $!\\n" for ($user, $net);
-exec($nsenter, "--user=/proc/self/fd/$fd", "--net=/proc/self/fd/" . fileno($net), "--preserve-credentials", "--",
-  $sh, "-c", 'f=/proc/sys/net/ipv4/ip_unprivileged_port_start; echo "$1" > "$f" && test "$(cat "$f")" = "$1"', "sh", $port)
-  or die "cannot run $nsenter: $!\\n";
+my $user = ioctl($net, 0xb701, 0) or die "NS_GET_USERNS on the sandbox's network namespace failed: $!\\n";
+syscall($setns, $user + 0, 0x10000000) == 0 or die "cannot enter the user namespace that owns the sandbox's network: $!\\n";
+syscall($setns, fileno($net), 0x40000000) == 0 or die "cannot enter the sandbox's network namespace: $!\\n";
+open(my $w, ">", $sysctl) or die "cannot open $sysctl there: $!\\n";
+print $w "$port\\n";
+close($w) or die "cannot write $sysctl there: $!\\n";
+open(my $r, "<", $sysctl) or die "cannot read $sysctl there: $!\\n";
+my $now = <$r>;
+chomp $now;
+$now eq $port or die "$sysctl there is $now, not $port\\n";
 `;
 
 /** The helper's argv (after `prefix`, e.g. setpriv to the user bwrap runs as). */
 export function lowPortArgv(tools: LowPortTools, ns: SandboxNamespaces, port: number, prefix: readonly string[] = []): string[] {
-  return [...prefix, tools.perl, "-e", LOW_PORT_SCRIPT, String(ns.pid), String(ns.netns), String(port), tools.nsenter, tools.shell];
+  return [...prefix, tools.perl, "-e", LOW_PORT_SCRIPT, String(ns.pid), String(ns.netns), String(port), String(tools.setns)];
 }
 
 /** Run the helper; rejects with its reason. */
@@ -158,9 +164,34 @@ export async function lowerThenRelease(child: ChildProcess, o: HoldOptions): Pro
     o.log.debug("egress: the sandbox's network namespace admits listening from this port up", { server: o.server, port: o.port });
   } catch (err) {
     o.log.warn(`egress: pins below port ${UNPRIVILEGED_PORT_START} cannot listen in server "${o.server}"'s sandbox: ${(err as Error).message}`, {
-      hint: "clients that use the proxy variables still reach those ports; check that perl and nsenter (util-linux) are installed",
+      hint: "clients that use the proxy variables still reach those ports; check that perl is installed (apt-get install perl-base)",
     });
   } finally {
     block?.end("1");
   }
+}
+
+/**
+ * For `doctor`: start a bare bwrap sandbox the way the backend does, lower its start port to 80 and read the
+ * value back from inside. Returns null when it works, else why not.
+ */
+export async function lowPortSelfTest(bwrap: string): Promise<string | null> {
+  const tools = findLowPortTools();
+  if (!tools) return "perl is missing (or this architecture has no setns number here)";
+  const args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--info-fd", "3", "--block-fd", "4",
+    "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+    "--proc", "/proc", "--", "/usr/bin/cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"];
+  const child = spawn(bwrap, args, { env: {}, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"], timeout: 2 * SETUP_TIMEOUT_MS });
+  let out = "";
+  let err = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString("utf8")));
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString("utf8")));
+  const closed = new Promise<void>((r) => child.once("close", () => r()));
+  child.once("error", () => {});
+  const warnings: string[] = [];
+  const capture = new Logger({ level: "warn", sink: { write: (l) => void warnings.push(l.trim()) } });
+  await lowerThenRelease(child, { infoFd: 3, blockFd: 4, port: 80, tools, prefix: [], server: "doctor", log: capture });
+  await closed;
+  if (out.trim() === "80") return null;
+  return warnings.join(" ").trim() || err.trim().split("\n")[0] || `the sandbox read ${JSON.stringify(out.trim())}`;
 }

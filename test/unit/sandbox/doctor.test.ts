@@ -21,7 +21,7 @@ describe("nucleus doctor", () => {
     const { c, out } = ctx();
     const code = await doctorCommand.run([], c);
     const text = out();
-    for (const name of ["bubblewrap", "user namespaces", "gateway user", "cgroup memory", "cgroup pids", "cgroup cpu", "seccomp", "landlock", "qemu", "kvm", "firecracker"]) {
+    for (const name of ["bubblewrap", "user namespaces", "gateway user", "cgroup memory", "cgroup pids", "cgroup cpu", "seccomp", "low-port pins", "landlock", "qemu", "kvm", "firecracker"]) {
       expect(text).toMatch(new RegExp(`^(OK|WARN|FAIL|INFO)\\s+${name}\\s`, "m"));
     }
     if (findBwrap()) expect(text).toMatch(/^OK\s+bubblewrap/m);

@@ -37,8 +37,8 @@ describe("bwrap's info", () => {
 
 describe("the helper's argv", () => {
   it("passes every value as an argument after the fixed script, behind the prefix", () => {
-    const argv = lowPortArgv({ perl: "/usr/bin/perl", nsenter: "/usr/bin/nsenter", shell: "/bin/sh" }, { pid: 77, netns: 4026532183 }, 22, ["/usr/bin/setpriv", "--reuid", "995", "--"]);
-    expect(argv).toEqual(["/usr/bin/setpriv", "--reuid", "995", "--", "/usr/bin/perl", "-e", LOW_PORT_SCRIPT, "77", "4026532183", "22", "/usr/bin/nsenter", "/bin/sh"]);
+    const argv = lowPortArgv({ perl: "/usr/bin/perl", setns: 308 }, { pid: 77, netns: 4026532183 }, 22, ["/usr/bin/setpriv", "--reuid", "995", "--"]);
+    expect(argv).toEqual(["/usr/bin/setpriv", "--reuid", "995", "--", "/usr/bin/perl", "-e", LOW_PORT_SCRIPT, "77", "4026532183", "22", "308"]);
     expect(LOW_PORT_SCRIPT).not.toMatch(/4026532183|\b77\b/);
   });
 });
@@ -59,7 +59,7 @@ function capture(): { log: Logger; lines: string[] } {
   return { log: new Logger({ level: "debug", sink: { write: (l) => void lines.push(l) } }), lines };
 }
 
-describe.skipIf(!tools)(`hold and release${tools ? "" : " (skipped: perl or nsenter missing)"}`, () => {
+describe.skipIf(!tools)(`hold and release${tools ? "" : " (skipped: perl missing)"}`, () => {
   it("releases the sandbox with a warning when bwrap's info is not usable", async () => {
     const { log, lines } = capture();
     const fake = fakeBwrap("not json");
