@@ -23,3 +23,34 @@ export function everyCmdline(): string {
   }
   return all;
 }
+
+/** The parent pid of `pid` (0 when it is gone). */
+function parentOf(pid: number): number {
+  try {
+    return Number(/^PPid:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Live QEMU processes descending from `root` (a QEMU sandbox's pid: setpriv/bwrap, then bwrap's own
+ * processes, then QEMU), so that other sessions' VMs never count.
+ */
+export function qemuUnder(root: number): number[] {
+  const found: number[] = [];
+  for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n)).map(Number)) {
+    try {
+      if (!readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0")[0]!.includes("qemu-system")) continue;
+    } catch {
+      continue; // gone
+    }
+    for (let q = parentOf(p); q > 1; q = parentOf(q)) {
+      if (q === root) {
+        found.push(p);
+        break;
+      }
+    }
+  }
+  return found;
+}

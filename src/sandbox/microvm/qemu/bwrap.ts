@@ -10,8 +10,6 @@ export interface QemuBwrapOptions {
   /** Top-level runtime directories that are real directories on this host (no merged /usr). */
   readonly runtimeDirs: readonly string[];
   readonly imageDir: string;
-  /** Holds the control and console sockets: writable. */
-  readonly runDir: string;
   readonly shares: readonly { readonly hostPath: string; readonly writable: boolean }[];
   /** Pass /dev/kvm through. */
   readonly kvm: boolean;
@@ -41,7 +39,6 @@ export function buildQemuBwrapArgv(o: QemuBwrapOptions): string[] {
   if (o.kvm) argv.push("--dev-bind", "/dev/kvm", "/dev/kvm");
   const binds: { path: string; flag: string }[] = [
     { path: o.imageDir, flag: "--ro-bind" },
-    { path: o.runDir, flag: "--bind" },
     // SECURITY: read-only at the mount too, not only in QEMU's -fsdev readonly=on.
     ...o.shares.map((s) => ({ path: s.hostPath, flag: s.writable ? "--bind" : "--ro-bind" })),
   ];
