@@ -1,5 +1,5 @@
 // Test helpers about host processes.
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 /** Is a process still there? */
 export function alive(pid: number): boolean {
@@ -53,4 +53,24 @@ export function qemuUnder(root: number): number[] {
     }
   }
   return found;
+}
+
+/** The socket inode behind fd `fd` of process `pid` ("self" for this one), or null for anything else. */
+export function socketInode(pid: number | "self", fd: string | number): number | null {
+  try {
+    const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The inodes of every socket process `pid` ("self" for this one) holds open. */
+export function socketInodesOf(pid: number | "self"): Set<number> {
+  const all = new Set<number>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    const i = socketInode(pid, fd);
+    if (i !== null) all.add(i);
+  }
+  return all;
 }

@@ -5,7 +5,7 @@
 // the user cannot read (an image cache under a 0700 dir, a granted path) fails before boot
 // with a sentence and a hint. One VM boot.
 import { execFileSync } from "node:child_process";
-import { chmodSync, chownSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
@@ -16,7 +16,7 @@ import { buildImage } from "../../src/sandbox/microvm/image/build.js";
 import { QemuBackend } from "../../src/sandbox/microvm/qemu/backend.js";
 import { whichSync } from "../../src/sandbox/which.js";
 import { connectToSandbox } from "../helpers/mcp.js";
-import { alive, qemuUnder } from "../helpers/process.js";
+import { alive, qemuUnder, socketInode, socketInodesOf } from "../helpers/process.js";
 import { makeSpec } from "../helpers/spec.js";
 import { ensureTestUser } from "../helpers/test-user.js";
 
@@ -30,16 +30,6 @@ const tools = whichSync("qemu-system-x86_64") !== null && whichSync("bwrap") !==
 const why = !root ? " (skipped: run_as needs a root gateway)" : !tools ? " (skipped: needs qemu-system-x86_64, bwrap, apt-get, setpriv and ss)" : "";
 
 const uidOf = (pid: number) => Number(/^Uid:\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[2]);
-
-/** The socket inode behind fd `fd` of process `pid` ("self" for this one), or null for anything else. */
-function socketInode(pid: number | "self", fd: string | number): number | null {
-  try {
-    const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
-}
 
 /** Every unix socket of this network namespace, by inode, as the kernel reports it (`ss`). */
 function unixSockets(): Map<number, { state: string; local: string; peer: number }> {
@@ -131,7 +121,7 @@ describe.skipIf(!root || !tools)(`QEMU microVM as the run_as user${why}`, () => 
     expect(cmdline).toEqual(expect.arrayContaining(["socket,id=ctl,fd=3", "socket,id=con,fd=4"]));
     expect(cmdline.filter((a) => a.startsWith("socket,") && a.includes("path="))).toEqual([]);
     const sockets = unixSockets();
-    const ours = new Set(readdirSync("/proc/self/fd").map((fd) => socketInode("self", fd)));
+    const ours = socketInodesOf("self");
     const gatewayEnds: number[] = [];
     for (const fd of [3, 4]) {
       const inode = socketInode(qemu, fd);
@@ -143,8 +133,7 @@ describe.skipIf(!root || !tools)(`QEMU microVM as the run_as user${why}`, () => 
       gatewayEnds.push(s!.peer);
     }
     // And QEMU has no named or listening unix socket at all.
-    const qemuSockets = readdirSync(`/proc/${qemu}/fd`).map((fd) => socketInode(qemu, fd)).filter((i): i is number => i !== null);
-    for (const i of qemuSockets) {
+    for (const i of socketInodesOf(qemu)) {
       const s = sockets.get(i);
       if (s) expect([i, s.state, s.local]).toEqual([i, "ESTAB", "*"]);
     }
@@ -161,7 +150,7 @@ describe.skipIf(!root || !tools)(`QEMU microVM as the run_as user${why}`, () => 
     expect(vmm.filter(alive)).toEqual([]);
     expect(() => process.kill(Number(sandbox.details.pid), 0)).toThrow();
     // Our ends of the two socketpairs are closed with the VM.
-    const left = new Set(readdirSync("/proc/self/fd").map((fd) => socketInode("self", fd)));
+    const left = socketInodesOf("self");
     expect(gatewayEnds.filter((i) => left.has(i))).toEqual([]);
   }, 240_000);
 });

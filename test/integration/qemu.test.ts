@@ -12,7 +12,7 @@ import { buildImage } from "../../src/sandbox/microvm/image/build.js";
 import type { GuestImage } from "../../src/sandbox/microvm/image/store.js";
 import { whichSync } from "../../src/sandbox/which.js";
 import { connectToSandbox } from "../helpers/mcp.js";
-import { alive, qemuUnder } from "../helpers/process.js";
+import { alive, qemuUnder, socketInodesOf } from "../helpers/process.js";
 import { makeSpec } from "../helpers/spec.js";
 
 const require = createRequire(import.meta.url);
@@ -193,5 +193,17 @@ describe.skipIf(noQemu)("QEMU microVM backend (needs qemu-system-x86_64, bwrap a
       code: "BACKEND_UNAVAILABLE",
       hint: expect.stringMatching(/nucleus image build/),
     });
+  });
+
+  it("closes both channels' sockets when QEMU fails to start (no fd left behind)", async () => {
+    // A "QEMU" that exits at once: the launch spawns it (bwrap and all) with its two socketpairs, then fails.
+    const failing = new QemuBackend({ qemu: "/usr/bin/false" });
+    const before = socketInodesOf("self");
+    const spec = makeSpec({ name: "nostart", argv: [node, everything], launch: { argv: [node, everything], args: [], package: null, cwd: null, env: {}, codeDirs: [nodeModules] } });
+    await expect(failing.launch(spec, { secrets: new Map(), log, egressSocket: null })).rejects.toMatchObject({
+      code: "SANDBOX_START_FAILED",
+      message: expect.stringMatching(/QEMU exited during boot: server "nostart" exited with code 1/),
+    });
+    await expect.poll(() => [...socketInodesOf("self")].filter((i) => !before.has(i)), { timeout: 10_000 }).toEqual([]);
   });
 });

@@ -42,6 +42,17 @@ export interface QemuBackendOptions {
   readonly runRoot?: string;
 }
 
+/** What `early` (which only ever rejects) rejects with within `ms`, else `fallback`. */
+async function exitReasonWithin(early: Promise<unknown>, ms: number, fallback: unknown): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<unknown>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)));
+  try {
+    return await Promise.race([early.then(() => fallback, (e: unknown) => e), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export class QemuBackend implements Backend {
   readonly name = "qemu" as const;
   private readonly images: ImageLookup;
@@ -197,14 +208,19 @@ export class QemuBackend implements Backend {
       // SECURITY: the guest's egress streams reach this server's own proxy socket, nothing else.
       const channel = new ControlChannel(ctl, egress ? ctx.egressSocket : null);
       channel.on("warning", (err) => log.warn(err.message));
+      let channelClosed = false;
+      channel.once("close", () => (channelClosed = true));
       try {
         await Promise.race([channel.waitFor("hello", bootMs), early]);
         // SECURITY: secrets go over the control channel now, after boot (see vmStartRequest).
         channel.send(vmStartRequest(spec, ctx, mounts, egress));
         await Promise.race([channel.waitFor("started", spec.timeouts.startupMs), early]);
       } catch (err) {
+        // QEMU's end of the channel closes as QEMU exits, often just before its exit is seen: then how QEMU
+        // ended (its code, the console's last lines) is the better reason, when it comes within a moment.
+        const reason = channelClosed ? await exitReasonWithin(early, 2000, err) : err;
         await vmm.stop(0);
-        throw err;
+        throw reason;
       }
       log.info("server started in a QEMU microVM", { accel: accel.accel });
       return vmSandbox({
