@@ -1,7 +1,9 @@
 // Defence in depth around QEMU: a minimal bubblewrap invocation, of our own, that
 // gives the QEMU process only what it needs — the read-only /usr, the image, the
-// run dir with its sockets, the shared paths — in fresh namespaces without
-// network. Pure builder; not responsible for the guest's policy (argv.ts).
+// shared paths — in fresh namespaces without network. Its control and console
+// channels are inherited fds, which bwrap passes on (it closes none it does not
+// know), so no writable host path but the writable shares. Pure builder; not
+// responsible for the guest's policy (argv.ts).
 
 export interface QemuBwrapOptions {
   readonly bwrap: string;
