@@ -12,6 +12,7 @@ import { buildImage } from "../../src/sandbox/microvm/image/build.js";
 import type { GuestImage } from "../../src/sandbox/microvm/image/store.js";
 import { QemuBackend } from "../../src/sandbox/microvm/qemu/backend.js";
 import { whichSync } from "../../src/sandbox/which.js";
+import { alive, qemuUnder } from "../helpers/process.js";
 import { launchHostile, makeEscapeTargets, type Hostile } from "./harness.js";
 
 const noQemu = !whichSync("qemu-system-x86_64") || !whichSync("bwrap") || !whichSync("apt-get");
@@ -62,15 +63,16 @@ describe.skipIf(noQemu)("escape suite against the QEMU microVM backend (needs qe
   }, 600_000);
 
   afterAll(async () => {
-    const runDir = a?.sandbox.details.runDir;
+    const vmm = a ? qemuUnder(Number(a.sandbox.details.pid)) : [];
     await a?.sandbox.stop(2000);
     for (const s of servers) s.close();
-    if (base) rmSync(base, { recursive: true, force: true });
-    // Nothing of the VM is left on the host.
-    if (runDir) {
-      expect(existsSync(runDir)).toBe(false);
-      expect(argvOfAll()).not.toContain(runDir);
+    // Nothing of the VM is left on the host: its QEMU is gone, and no process names its writable share.
+    if (a) {
+      expect(vmm).toHaveLength(1);
+      expect(vmm.filter(alive)).toEqual([]);
+      expect(argvOfAll()).not.toContain(rw);
     }
+    if (base) rmSync(base, { recursive: true, force: true });
   }, 60_000);
 
   it("cannot read a canary under a home that is not granted", async () => {

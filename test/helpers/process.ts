@@ -1,5 +1,5 @@
 // Test helpers about host processes.
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 /** Is a process still there? */
 export function alive(pid: number): boolean {
@@ -20,6 +20,57 @@ export function everyCmdline(): string {
     } catch {
       /* gone */
     }
+  }
+  return all;
+}
+
+/** The parent pid of `pid` (0 when it is gone). */
+function parentOf(pid: number): number {
+  try {
+    return Number(/^PPid:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Live QEMU processes descending from `root` (a QEMU sandbox's pid: setpriv/bwrap, then bwrap's own
+ * processes, then QEMU), so that other sessions' VMs never count.
+ */
+export function qemuUnder(root: number): number[] {
+  const found: number[] = [];
+  for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n)).map(Number)) {
+    try {
+      if (!readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0")[0]!.includes("qemu-system")) continue;
+    } catch {
+      continue; // gone
+    }
+    for (let q = parentOf(p); q > 1; q = parentOf(q)) {
+      if (q === root) {
+        found.push(p);
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+/** The socket inode behind fd `fd` of process `pid` ("self" for this one), or null for anything else. */
+export function socketInode(pid: number | "self", fd: string | number): number | null {
+  try {
+    const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The inodes of every socket process `pid` ("self" for this one) holds open. */
+export function socketInodesOf(pid: number | "self"): Set<number> {
+  const all = new Set<number>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    const i = socketInode(pid, fd);
+    if (i !== null) all.add(i);
   }
   return all;
 }

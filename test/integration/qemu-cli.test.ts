@@ -1,7 +1,6 @@
 // The built CLI with a server in a QEMU microVM: `nucleus image build` (from dist/, whose agent
 // differs from the source tree's, so it is its own image), then `nucleus serve` driven by the
 // official SDK client over stdio; after the client leaves, no QEMU process remains. One VM boot.
-import { readdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -9,7 +8,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { whichSync } from "../../src/sandbox/which.js";
 import { NUCLEUS, ensureBuilt, runCli, tempConfig } from "../helpers/cli.js";
 import { TINY } from "../helpers/gateway.js";
-import { alive } from "../helpers/process.js";
+import { alive, qemuUnder } from "../helpers/process.js";
 
 const noQemu = !whichSync("qemu-system-x86_64") || !whichSync("bwrap") || !whichSync("apt-get");
 const node = process.execPath;
@@ -20,21 +19,6 @@ code_dir = [${JSON.stringify(dirname(TINY))}]
 backend = "qemu"
 vm_profile = "locked"
 `);
-
-/** QEMU processes descending from `root` (through bwrap's own processes). */
-function qemuUnder(root: number): number[] {
-  const ppid = (p: number) => Number(/PPid:\s*(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] ?? 0);
-  const found: number[] = [];
-  for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n)).map(Number)) {
-    try {
-      if (!readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0")[0]!.includes("qemu-system")) continue;
-      for (let q = ppid(p); q > 1; q = ppid(q)) if (q === root) found.push(p);
-    } catch {
-      /* gone */
-    }
-  }
-  return found;
-}
 
 describe.skipIf(noQemu)("nucleus serve with a server in a QEMU microVM (needs qemu-system-x86_64, bwrap, apt-get)", () => {
   beforeAll(() => ensureBuilt(), 120_000);

@@ -2,7 +2,6 @@
 // grandchild holds its stdio open is reported at once with the signal, and its VM is gone; a server
 // that ignores its stdin closing and SIGTERM is killed inside the guest within the grace period.
 // One boot per case (a VM ends with its server).
-import { readdirSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Logger } from "../../src/log.js";
@@ -11,7 +10,7 @@ import { buildImage } from "../../src/sandbox/microvm/image/build.js";
 import { QemuBackend } from "../../src/sandbox/microvm/qemu/backend.js";
 import { whichSync } from "../../src/sandbox/which.js";
 import { connectToSandbox } from "../helpers/mcp.js";
-import { alive } from "../helpers/process.js";
+import { alive, qemuUnder } from "../helpers/process.js";
 import { makeSpec } from "../helpers/spec.js";
 
 const LINGERS = resolve(import.meta.dirname, "../fixtures/servers/server-that-lingers.mjs");
@@ -20,20 +19,6 @@ const log = new Logger({ level: "silent" });
 const noQemu = !whichSync("qemu-system-x86_64") || !whichSync("bwrap") || !whichSync("apt-get");
 const argv = [node, LINGERS];
 const spec = makeSpec({ name: "lingers", argv, launch: { argv, args: [], package: null, cwd: null, env: {}, codeDirs: [dirname(LINGERS)] } });
-
-function qemuPidsFor(runDir: string): number[] {
-  return readdirSync("/proc")
-    .filter((n) => /^\d+$/.test(n))
-    .filter((p) => {
-      try {
-        const cmd = readFileSync(`/proc/${p}/cmdline`, "utf8");
-        return cmd.split("\0")[0]!.includes("qemu-system") && cmd.includes(runDir);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 /** The sandbox's exit, or "no exit" after `ms` (a hang bound, not a speed check). */
 const exitWithin = (s: Sandbox, ms: number) =>
@@ -50,8 +35,7 @@ describe.skipIf(noQemu)("a server's end inside a QEMU microVM (needs qemu-system
   it("reports a server killed by a signal while a grandchild holds its stdio, and the VM is gone", async () => {
     const sandbox = await backend.launch(spec, { secrets: new Map(), log, egressSocket: null });
     live.push(sandbox);
-    const runDir = sandbox.details.runDir!;
-    const vmm = qemuPidsFor(runDir);
+    const vmm = qemuUnder(Number(sandbox.details.pid));
     expect(vmm).toHaveLength(1);
     const client = await connectToSandbox(sandbox);
     expect(JSON.stringify((await client.callTool({ name: "fork", arguments: {} })).content)).toMatch(/grandchild \d+/);
@@ -65,7 +49,7 @@ describe.skipIf(noQemu)("a server's end inside a QEMU microVM (needs qemu-system
   it("kills a server that ignores its stdin closing and SIGTERM inside the guest within the grace period", async () => {
     const sandbox = await backend.launch(spec, { secrets: new Map(), log, egressSocket: null });
     live.push(sandbox);
-    const vmm = qemuPidsFor(sandbox.details.runDir!);
+    const vmm = qemuUnder(Number(sandbox.details.pid));
     const client = await connectToSandbox(sandbox);
     expect((await client.listTools()).tools.map((t) => t.name)).toEqual(["fork", "die"]);
     let stderr = "";

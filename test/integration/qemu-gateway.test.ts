@@ -1,7 +1,6 @@
 // Servers in QEMU microVMs (TCG here) behind the real gateway: tools from
 // inside the VMs, a crash inside a guest reported at once and the server
 // restarted in a fresh VM, and no QEMU process left after the gateway stops.
-import { readdirSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
@@ -9,7 +8,7 @@ import { buildImage } from "../../src/sandbox/microvm/image/build.js";
 import { QemuBackend } from "../../src/sandbox/microvm/qemu/backend.js";
 import { whichSync } from "../../src/sandbox/which.js";
 import { EVERYTHING, TINY, startTestGateway, type TestGateway } from "../helpers/gateway.js";
-import { alive } from "../helpers/process.js";
+import { alive, qemuUnder } from "../helpers/process.js";
 import { makeSpec } from "../helpers/spec.js";
 
 const noQemu = !whichSync("qemu-system-x86_64") || !whichSync("bwrap") || !whichSync("apt-get");
@@ -17,24 +16,10 @@ const node = process.execPath;
 const nodeModules = resolve(dirname(EVERYTHING), "../../..");
 const timeouts = { startupMs: 180_000, requestMs: 60_000, shutdownGraceMs: 3000 };
 
-/** Live QEMU processes whose command line names one of `runDirs` (other sessions' VMs do not count). */
-function qemuPidsFor(runDirs: readonly string[]): number[] {
-  return readdirSync("/proc")
-    .filter((n) => /^\d+$/.test(n))
-    .filter((p) => {
-      try {
-        const cmd = readFileSync(`/proc/${p}/cmdline`, "utf8");
-        return cmd.split("\0")[0]!.includes("qemu-system") && runDirs.some((d) => cmd.includes(d));
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
-
 describe.skipIf(noQemu)("the gateway with servers in QEMU microVMs (needs qemu-system-x86_64, bwrap, apt-get)", () => {
   let g: TestGateway;
-  const runDirs = () => g.audit.filter((a) => a.type === "server.start").map((a) => (a.fields.details as Record<string, string>).runDir!);
+  /** The sandbox pid of every VM started (other sessions' VMs do not count). */
+  const sandboxPids = () => g.audit.filter((a) => a.type === "server.start").map((a) => Number((a.fields.details as Record<string, string>).pid));
 
   beforeAll(async () => {
     await buildImage();
@@ -86,8 +71,8 @@ describe.skipIf(noQemu)("the gateway with servers in QEMU microVMs (needs qemu-s
 
   it("leaves no QEMU process behind when the gateway stops", async () => {
     // One VM per server: the crashed one is gone, the restarted one and the other one run.
-    expect(runDirs()).toHaveLength(3);
-    const mine = qemuPidsFor(runDirs());
+    expect(sandboxPids()).toHaveLength(3);
+    const mine = sandboxPids().flatMap(qemuUnder);
     expect(mine).toHaveLength(2);
     await g.close();
     await expect.poll(() => mine.filter(alive), { timeout: 20_000 }).toEqual([]);

@@ -1,7 +1,10 @@
 // A root gateway with `[gateway] run_as` runs bwrap and QEMU as that user, not root: the
-// VM boots, serves MCP, writes a granted path as that user, and leaves nothing behind. What
+// VM boots, serves MCP, writes a granted path as that user, and leaves nothing behind. Its control
+// channel and console are socketpairs QEMU inherits (fds 3 and 4), never a socket on disk that
+// another process of that user could connect to first. What
 // the user cannot read (an image cache under a 0700 dir, a granted path) fails before boot
 // with a sentence and a hint. One VM boot.
+import { execFileSync } from "node:child_process";
 import { chmodSync, chownSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -13,6 +16,7 @@ import { buildImage } from "../../src/sandbox/microvm/image/build.js";
 import { QemuBackend } from "../../src/sandbox/microvm/qemu/backend.js";
 import { whichSync } from "../../src/sandbox/which.js";
 import { connectToSandbox } from "../helpers/mcp.js";
+import { alive, qemuUnder, socketInode, socketInodesOf } from "../helpers/process.js";
 import { makeSpec } from "../helpers/spec.js";
 import { ensureTestUser } from "../helpers/test-user.js";
 
@@ -22,22 +26,21 @@ const nodeModules = resolve(dirname(filesystem), "../../..");
 const node = process.execPath;
 const log = new Logger({ level: "silent" });
 const root = process.getuid?.() === 0;
-const tools = whichSync("qemu-system-x86_64") !== null && whichSync("bwrap") !== null && whichSync("apt-get") !== null && existsSync("/usr/bin/setpriv");
-const why = !root ? " (skipped: run_as needs a root gateway)" : !tools ? " (skipped: needs qemu-system-x86_64, bwrap, apt-get and setpriv)" : "";
+const tools = whichSync("qemu-system-x86_64") !== null && whichSync("bwrap") !== null && whichSync("apt-get") !== null && existsSync("/usr/bin/setpriv") && whichSync("ss") !== null;
+const why = !root ? " (skipped: run_as needs a root gateway)" : !tools ? " (skipped: needs qemu-system-x86_64, bwrap, apt-get, setpriv and ss)" : "";
 
 const uidOf = (pid: number) => Number(/^Uid:\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[2]);
 
-function qemuPidsFor(runDir: string): number[] {
-  const pids: number[] = [];
-  for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, "utf8");
-      if (cmd.split("\0")[0]!.includes("qemu-system") && cmd.includes(runDir)) pids.push(Number(p));
-    } catch {
-      /* gone */
-    }
+/** Every unix socket of this network namespace, by inode, as the kernel reports it (`ss`). */
+function unixSockets(): Map<number, { state: string; local: string; peer: number }> {
+  const out = execFileSync("ss", ["-xanH"], { encoding: "utf8" });
+  const all = new Map<number, { state: string; local: string; peer: number }>();
+  for (const line of out.split("\n")) {
+    // netid state recv-q send-q local-address local-inode peer-address peer-inode
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 8 && f[0]!.startsWith("u_")) all.set(Number(f[5]), { state: f[1]!, local: f[4]!, peer: Number(f[7]) });
   }
-  return pids;
+  return all;
 }
 
 describe.skipIf(!root || !tools)(`QEMU microVM as the run_as user${why}`, () => {
@@ -92,8 +95,10 @@ describe.skipIf(!root || !tools)(`QEMU microVM as the run_as user${why}`, () => 
     expect(err).toMatchObject({ code: "SANDBOX_START_FAILED", message: expect.stringContaining(`${secret} (read)`) });
   });
 
-  it("runs bwrap and QEMU as that user: tools/list, a write to a granted path as that user, nothing left after stop", async () => {
-    const backend = new QemuBackend({ runAs: user, imageRoot });
+  it("runs bwrap and QEMU as that user, its control channel and console on inherited socketpairs: tools/list, a write to a granted path as that user, nothing left after stop", async () => {
+    // A private root for run dirs: the backend must make none there (nor anywhere).
+    const runRoot = tmp(0o755);
+    const backend = new QemuBackend({ runAs: user, imageRoot, runRoot });
     const rw = tmp(0o700);
     chownSync(rw, user.uid, user.gid);
     const argv = [node, filesystem, rw];
@@ -101,15 +106,37 @@ describe.skipIf(!root || !tools)(`QEMU microVM as the run_as user${why}`, () => 
     const sandbox = await backend.launch(spec, { secrets: new Map(), log, egressSocket: null });
     live.push(sandbox);
     expect(sandbox.details.runAs).toBe(`${user.uid}:${user.gid}`);
-    const runDir = sandbox.details.runDir!;
-    const vmm = qemuPidsFor(runDir);
+    const vmm = qemuUnder(Number(sandbox.details.pid));
     expect(vmm).toHaveLength(1);
+    const qemu = vmm[0]!;
     // bwrap (the sandbox's pid) and QEMU inside it: both the run_as user, real and effective.
-    for (const pid of [Number(sandbox.details.pid), vmm[0]!]) expect([pid, uidOf(pid)]).toEqual([pid, user.uid]);
-    // SECURITY: the run dir stays the gateway's (the user may enter, not list or create); the sockets are the user's, 0600.
-    const dir = statSync(runDir);
-    expect([dir.uid, dir.gid, dir.mode & 0o777]).toEqual([process.getuid!(), user.gid, 0o710]);
-    for (const s of readdirSync(runDir).map((n) => statSync(join(runDir, n)))) expect([s.isSocket(), s.uid, s.mode & 0o777]).toEqual([true, user.uid, 0o600]);
+    for (const pid of [Number(sandbox.details.pid), qemu]) expect([pid, uidOf(pid)]).toEqual([pid, user.uid]);
+
+    // SECURITY: no socket on disk that another process of the run_as user could connect to before QEMU: no
+    // run dir, QEMU's chardevs name fds, not paths, and QEMU's fds 3 (control) and 4 (console) are the
+    // already-connected ends of socketpairs whose other ends this (the gateway's) process holds.
+    expect(sandbox.details.runDir).toBeUndefined();
+    expect(readdirSync(runRoot)).toEqual([]);
+    const cmdline = readFileSync(`/proc/${qemu}/cmdline`, "utf8").split("\0");
+    expect(cmdline).toEqual(expect.arrayContaining(["socket,id=ctl,fd=3", "socket,id=con,fd=4"]));
+    expect(cmdline.filter((a) => a.startsWith("socket,") && a.includes("path="))).toEqual([]);
+    const sockets = unixSockets();
+    const ours = socketInodesOf("self");
+    const gatewayEnds: number[] = [];
+    for (const fd of [3, 4]) {
+      const inode = socketInode(qemu, fd);
+      expect(inode, `QEMU's fd ${fd} is a socket`).not.toBeNull();
+      const s = sockets.get(inode!);
+      expect(s, `QEMU's fd ${fd} is a unix stream socket`).toBeDefined();
+      expect([fd, s!.state, s!.local]).toEqual([fd, "ESTAB", "*"]);
+      expect(ours.has(s!.peer), `the peer of QEMU's fd ${fd} is the gateway's`).toBe(true);
+      gatewayEnds.push(s!.peer);
+    }
+    // And QEMU has no named or listening unix socket at all.
+    for (const i of socketInodesOf(qemu)) {
+      const s = sockets.get(i);
+      if (s) expect([i, s.state, s.local]).toEqual([i, "ESTAB", "*"]);
+    }
 
     const client = await connectToSandbox(sandbox);
     expect((await client.listTools()).tools.map((t) => t.name)).toContain("write_file");
@@ -120,8 +147,10 @@ describe.skipIf(!root || !tools)(`QEMU microVM as the run_as user${why}`, () => 
 
     const exit = await sandbox.stop(5000);
     expect(exit.cause).toBe("stopped");
-    expect(qemuPidsFor(runDir)).toEqual([]);
-    expect(existsSync(runDir)).toBe(false);
+    expect(vmm.filter(alive)).toEqual([]);
     expect(() => process.kill(Number(sandbox.details.pid), 0)).toThrow();
+    // Our ends of the two socketpairs are closed with the VM.
+    const left = socketInodesOf("self");
+    expect(gatewayEnds.filter((i) => left.has(i))).toEqual([]);
   }, 240_000);
 });

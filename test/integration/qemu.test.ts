@@ -1,6 +1,6 @@
 // The QEMU microVM backend against real QEMU (TCG here), a real guest kernel and
 // the official MCP servers. Each VM boots once and serves several assertions.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -12,6 +12,7 @@ import { buildImage } from "../../src/sandbox/microvm/image/build.js";
 import type { GuestImage } from "../../src/sandbox/microvm/image/store.js";
 import { whichSync } from "../../src/sandbox/which.js";
 import { connectToSandbox } from "../helpers/mcp.js";
+import { alive, qemuUnder, socketInodesOf } from "../helpers/process.js";
 import { makeSpec } from "../helpers/spec.js";
 
 const require = createRequire(import.meta.url);
@@ -22,20 +23,6 @@ const node = process.execPath;
 const log = new Logger({ level: "silent" });
 const SECRET = `qemu-canary-${process.pid}-${Date.now()}`;
 const noQemu = !whichSync("qemu-system-x86_64") || !whichSync("bwrap") || !whichSync("apt-get");
-
-/** QEMU processes whose command line names `runDir`. */
-function qemuProcessesFor(runDir: string): number[] {
-  const pids: number[] = [];
-  for (const p of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, "utf8");
-      if (cmd.includes(runDir) && cmd.split("\0")[0]!.includes("qemu-system")) pids.push(Number(p));
-    } catch {
-      /* gone */
-    }
-  }
-  return pids;
-}
 
 describe.skipIf(noQemu)("QEMU microVM backend (needs qemu-system-x86_64, bwrap and apt-get)", () => {
   let image: GuestImage;
@@ -86,15 +73,13 @@ describe.skipIf(noQemu)("QEMU microVM backend (needs qemu-system-x86_64, bwrap a
     expect(JSON.stringify(echo.content)).toContain("from the guest");
     const env = await client.callTool({ name: "get-env", arguments: {} });
     expect(JSON.stringify(env.content)).toContain(SECRET);
-    const runDir = sandbox.details.runDir!;
-    const qemuPids = qemuProcessesFor(runDir);
+    const qemuPids = qemuUnder(Number(sandbox.details.pid));
     expect(qemuPids.length).toBe(1);
     // SECURITY: the secret is on no host argv (QEMU's nor bwrap's).
     for (const p of [Number(sandbox.details.pid), ...qemuPids]) expect(readFileSync(`/proc/${p}/cmdline`, "utf8")).not.toContain(SECRET);
     const exit = await sandbox.stop(5000);
     expect(exit.cause).toBe("stopped");
-    expect(qemuProcessesFor(runDir)).toEqual([]);
-    expect(existsSync(runDir)).toBe(false);
+    expect(qemuPids.filter(alive)).toEqual([]);
     expect(() => process.kill(Number(sandbox.details.pid), 0)).toThrow();
   }, 180_000);
 
@@ -183,14 +168,17 @@ describe.skipIf(noQemu)("QEMU microVM backend (needs qemu-system-x86_64, bwrap a
   }, 180_000);
 
   it("reports a power-off inside the guest as the sandbox's exit", async () => {
-    const argv = [node, "-e", `require("child_process").spawnSync("/bin/busybox", ["poweroff", "-f"]); setTimeout(() => {}, 60000);`];
+    // A few seconds first, so that this VM's QEMU can be seen running before it goes.
+    const argv = [node, "-e", `setTimeout(() => require("child_process").spawnSync("/bin/busybox", ["poweroff", "-f"]), 5000); setTimeout(() => {}, 60000);`];
     const sandbox = await backend.launch(makeSpec({ name: "off", argv }), { secrets: new Map(), log, egressSocket: null });
     live.push(sandbox);
+    const vmm = qemuUnder(Number(sandbox.details.pid));
+    expect(vmm).toHaveLength(1);
     const exit = await sandbox.exited;
     expect(exit.cause).toBe("exited");
     expect(exit.code).toBeNull();
     expect(exit.message).toMatch(/ended without reporting the server's exit/);
-    expect(qemuProcessesFor(sandbox.details.runDir!)).toEqual([]);
+    expect(vmm.filter(alive)).toEqual([]);
   }, 180_000);
 
   it("refuses less memory than the guest image needs", async () => {
@@ -205,5 +193,17 @@ describe.skipIf(noQemu)("QEMU microVM backend (needs qemu-system-x86_64, bwrap a
       code: "BACKEND_UNAVAILABLE",
       hint: expect.stringMatching(/nucleus image build/),
     });
+  });
+
+  it("closes both channels' sockets when QEMU fails to start (no fd left behind)", async () => {
+    // A "QEMU" that exits at once: the launch spawns it (bwrap and all) with its two socketpairs, then fails.
+    const failing = new QemuBackend({ qemu: "/usr/bin/false" });
+    const before = socketInodesOf("self");
+    const spec = makeSpec({ name: "nostart", argv: [node, everything], launch: { argv: [node, everything], args: [], package: null, cwd: null, env: {}, codeDirs: [nodeModules] } });
+    await expect(failing.launch(spec, { secrets: new Map(), log, egressSocket: null })).rejects.toMatchObject({
+      code: "SANDBOX_START_FAILED",
+      message: expect.stringMatching(/QEMU exited during boot: server "nostart" exited with code 1/),
+    });
+    await expect.poll(() => [...socketInodesOf("self")].filter((i) => !before.has(i)), { timeout: 10_000 }).toEqual([]);
   });
 });

@@ -11,8 +11,8 @@ const base: QemuArgvOptions = {
   kernel: "/cache/img/vmlinux",
   initramfs: "/cache/img/initramfs.cpio",
   tscKhz: 2600000,
-  controlSocket: "/tmp/run/ctl.sock",
-  consoleSocket: "/tmp/run/con.sock",
+  controlFd: 3,
+  consoleFd: 4,
   shares: [
     { tag: "c0", hostPath: "/srv/code/node_modules", writable: false },
     { tag: "p0", hostPath: "/home/u/docs", writable: false },
@@ -48,6 +48,24 @@ describe("QEMU argv", () => {
     expect(buildQemuArgv({ ...base, accel: "kvm" })).toContain("host");
   });
 
+  it("connects the control channel and the console to inherited fds, never to a socket path", () => {
+    const argv = buildQemuArgv(base);
+    const chardevs = argv.filter((_, i) => argv[i - 1] === "-chardev");
+    expect(chardevs).toEqual(["socket,id=con,fd=4", "stdio,id=mcp,signal=off", "socket,id=ctl,fd=3"]);
+    // SECURITY: no listening socket and no path QEMU connects to: nothing another process could reach first.
+    expect(argv.filter((a) => /path=.*\.sock|server=|\blisten/.test(a))).toEqual([]);
+    expect(argv[argv.indexOf("-serial") + 1]).toBe("chardev:con");
+    expect(argv).toContain("virtserialport,chardev=ctl,name=nucleus.ctl");
+    expect(buildQemuArgv({ ...base, controlFd: 7, consoleFd: 9 }).filter((_, i, a) => a[i - 1] === "-chardev")).toEqual(["socket,id=con,fd=9", "stdio,id=mcp,signal=off", "socket,id=ctl,fd=7"]);
+  });
+
+  it("refuses an fd that is not an inherited one (0..2, not an integer) or one fd for both channels", () => {
+    expect(() => buildQemuArgv({ ...base, controlFd: 1 })).toThrow(/invalid inherited fd 1/);
+    expect(() => buildQemuArgv({ ...base, consoleFd: 3.5 })).toThrow(/invalid inherited fd/);
+    expect(() => buildQemuArgv({ ...base, consoleFd: Number.NaN })).toThrow(/invalid inherited fd/);
+    expect(() => buildQemuArgv({ ...base, consoleFd: 3 })).toThrow(/two different fds/);
+  });
+
   it("refuses paths and tags that would inject QEMU options", () => {
     expect(() => buildQemuArgv({ ...base, shares: [{ tag: "c0", hostPath: "/a,readonly=off", writable: false }] })).toThrow(/comma/);
     expect(() => buildQemuArgv({ ...base, shares: [{ tag: "x,y", hostPath: "/a", writable: false }] })).toThrow(/mount tag/);
@@ -61,7 +79,6 @@ describe("bubblewrap around QEMU", () => {
     usrLinks: new Map([["/lib", "/usr/lib"], ["/bin", "/usr/bin"]]),
     runtimeDirs: [],
     imageDir: "/cache/img",
-    runDir: "/tmp/run",
     shares: base.shares,
     kvm: false,
     qemuArgv: ["/usr/bin/qemu-system-x86_64", "-M", "microvm"],
@@ -78,6 +95,8 @@ describe("bubblewrap around QEMU", () => {
     expect(pair("--ro-bind", "/srv/code/node_modules")).toBe(true);
     expect(pair("--bind", "/home/u/out")).toBe(true);
     expect(pair("--ro-bind", "/cache/img")).toBe(true);
+    // The only writable binds are the writable shares (no run dir: the channels are inherited fds).
+    expect(argv.filter((_, i) => argv[i - 1] === "--bind")).toEqual(["/home/u/out"]);
     expect(argv).not.toContain("/dev/kvm");
     expect(argv.slice(argv.indexOf("--") + 1)).toEqual(["/usr/bin/qemu-system-x86_64", "-M", "microvm"]);
   });

@@ -20,10 +20,10 @@ export interface QemuArgvOptions {
   readonly initramfs: string;
   /** Host TSC frequency in kHz (TCG: fixes the early TSC calibration hang); null to omit. */
   readonly tscKhz: number | null;
-  /** Host unix socket the control port connects to (the host listens). */
-  readonly controlSocket: string;
-  /** Host unix socket the guest console connects to (the host listens). */
-  readonly consoleSocket: string;
+  /** QEMU's inherited fd of a connected socket whose other end is the gateway's: the control port. */
+  readonly controlFd: number;
+  /** QEMU's inherited fd of a connected socket whose other end is the gateway's: the guest console. */
+  readonly consoleFd: number;
   readonly shares: readonly QemuShare[];
 }
 
@@ -47,9 +47,13 @@ export function buildQemuArgv(o: QemuArgvOptions): string[] {
     // QEMU's option parser splits on commas; a path with one would inject options.
     if (s.hostPath.includes(",")) throw new Error(`cannot share ${s.hostPath}: QEMU does not accept commas in shared paths`);
   }
-  for (const p of [o.kernel, o.initramfs, o.controlSocket, o.consoleSocket]) {
+  for (const p of [o.kernel, o.initramfs]) {
     if (p.includes(",")) throw new Error(`QEMU cannot take the path ${p}: it contains a comma`);
   }
+  for (const fd of [o.controlFd, o.consoleFd]) {
+    if (!Number.isInteger(fd) || fd < 3) throw new Error(`invalid inherited fd ${fd} for a QEMU chardev: it must be an integer of 3 or more`);
+  }
+  if (o.controlFd === o.consoleFd) throw new Error("the control channel and the console need two different fds");
   const argv = [
     o.qemu,
     "-M", "microvm",
@@ -72,14 +76,16 @@ export function buildQemuArgv(o: QemuArgvOptions): string[] {
     "-kernel", o.kernel,
     "-initrd", o.initramfs,
     "-append", kernelCmdline(o),
+    // SECURITY: both sockets below are already connected, inherited fds (a socketpair per channel made by the
+    // gateway at spawn): no listening socket, no path another process of QEMU's uid could connect to first.
     // Guest console (kernel messages, the agent's diagnostics) → the host's log.
-    "-chardev", `socket,id=con,path=${o.consoleSocket}`,
+    "-chardev", `socket,id=con,fd=${o.consoleFd}`,
     "-serial", "chardev:con",
     "-device", "virtio-serial-device,max_ports=4",
     // The MCP stream is QEMU's own stdin/stdout: the Sandbox's stdio, no relay on the host.
     "-chardev", "stdio,id=mcp,signal=off",
     "-device", `virtserialport,chardev=mcp,name=${PORT_MCP}`,
-    "-chardev", `socket,id=ctl,path=${o.controlSocket}`,
+    "-chardev", `socket,id=ctl,fd=${o.controlFd}`,
     "-device", `virtserialport,chardev=ctl,name=${PORT_CONTROL}`,
   ];
   for (const s of o.shares) {

@@ -1,11 +1,9 @@
 // The QEMU microVM backend: every server in its own `-M microvm` guest (KVM when
 // usable, TCG otherwise), QEMU itself inside bubblewrap, the MCP stream on a
-// virtio-serial port bridged to QEMU's stdio, code dirs and granted paths over
-// virtio-9p. Not responsible for the image (image/) or the guest agent (src/agent/guest).
+// virtio-serial port bridged to QEMU's stdio, the control channel and console on
+// socketpairs QEMU inherits, code dirs and granted paths over virtio-9p. Not responsible for the image (image/) or the guest agent (src/agent/guest).
 
-import { rmSync } from "node:fs";
-import { createServer, type Server, type Socket } from "node:net";
-import { join } from "node:path";
+import type { Socket } from "node:net";
 import type { ServerSpec } from "../../../config/spec.js";
 import { NucleusError, refused } from "../../../errors.js";
 import type { Backend, Gap, LaunchContext, ProbeResult, Sandbox } from "../../backend.js";
@@ -20,10 +18,14 @@ import { buildQemuArgv, type QemuShare } from "./argv.js";
 import { buildQemuBwrapArgv } from "./bwrap.js";
 import { chooseAccel, hostTscKhz, usrLinks, type AccelChoice } from "./host.js";
 import { checkRunAsAccess } from "./run-as-access.js";
-import { createRunDir, openRunDirTo, sweepStaleRunDirs } from "./run-dir.js";
+import { sweepStaleRunDirs } from "./run-dir.js";
 import type { MountRequest } from "../../../agent/guest/protocol.js";
 import { guestEgressPlan } from "../egress-plan.js";
 import { vmStartRequest } from "../start-request.js";
+
+/** QEMU's fds of the control channel and the console: the spawn's extra stdio 3 and 4. */
+const CONTROL_FD = 3;
+const CONSOLE_FD = 4;
 
 export interface QemuBackendOptions {
   readonly qemu?: string;
@@ -36,8 +38,19 @@ export interface QemuBackendOptions {
    * the bubblewrap backend. That user must be able to read the image cache and the shared paths.
    */
   readonly runAs?: RunAs;
-  /** Where run dirs are made and stale ones swept (default: os.tmpdir()). */
+  /** Where run dirs left by earlier versions are swept (default: os.tmpdir()). */
   readonly runRoot?: string;
+}
+
+/** What `early` (which only ever rejects) rejects with within `ms`, else `fallback`. */
+async function exitReasonWithin(early: Promise<unknown>, ms: number, fallback: unknown): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<unknown>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)));
+  try {
+    return await Promise.race([early.then(() => fallback, (e: unknown) => e), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export class QemuBackend implements Backend {
@@ -113,37 +126,19 @@ export class QemuBackend implements Backend {
       const access = checkRunAsAccess(spec.name, runAs, image, shares, accel.accel === "kvm");
       if (accel.accel === "kvm" && !access.kvm) accel = { accel: "tcg", reason: `the run_as user (uid ${runAs.uid}) cannot open /dev/kvm` };
     }
-    for (const gone of sweepStaleRunDirs(this.opts.runRoot)) log.debug("removed a QEMU run dir left by a gateway that died", { dir: gone });
-    const runDir = createRunDir(this.opts.runRoot);
-    const controlSocket = join(runDir, "ctl.sock");
-    const consoleSocket = join(runDir, "con.sock");
-    const servers: Server[] = [];
-    const listen = (path: string) =>
-      new Promise<{ server: Server; conn: Promise<Socket> }>((resolve, reject) => {
-        let onConn!: (s: Socket) => void;
-        const conn = new Promise<Socket>((r) => (onConn = r));
-        // SECURITY: one connection only (QEMU's); the socket lives in a 0700 temp dir.
-        const server = createServer({ pauseOnConnect: false }, (s) => {
-          server.close();
-          onConn(s);
-        });
-        server.maxConnections = 1;
-        servers.push(server);
-        server.once("error", reject);
-        server.listen(path, () => resolve({ server, conn }));
-      });
-    const cleanupHost = () => {
-      for (const s of servers) s.close();
-      rmSync(runDir, { recursive: true, force: true });
+    for (const gone of sweepStaleRunDirs(this.opts.runRoot)) log.debug("removed a QEMU run dir left by an earlier gateway", { dir: gone });
+    // SECURITY: the control channel (which carries the server's secrets) and the console are socketpairs the
+    // gateway makes at spawn, QEMU's ends inherited as fds 3 and 4 (through setpriv and bwrap): connected
+    // before QEMU runs, with no path anywhere that another process of QEMU's uid could connect to first.
+    const ends: { ctl?: Socket; con?: Socket } = {};
+    const closeChannels = () => {
+      ends.ctl?.destroy();
+      ends.con?.destroy();
     };
 
     let vmm: Sandbox;
     const consoleLines: string[] = [];
     try {
-      const ctl = await listen(controlSocket);
-      const con = await listen(consoleSocket);
-      // SECURITY: QEMU as run_as may connect to these two sockets and do nothing else in the run dir.
-      if (runAs) openRunDirTo(runDir, [controlSocket, consoleSocket], runAs);
       const qemuArgv = buildQemuArgv({
         qemu,
         accel: accel.accel,
@@ -152,8 +147,8 @@ export class QemuBackend implements Backend {
         kernel: image.kernel,
         initramfs: image.initramfs,
         tscKhz: hostTscKhz(),
-        controlSocket,
-        consoleSocket,
+        controlFd: CONTROL_FD,
+        consoleFd: CONSOLE_FD,
         shares,
       });
       const links = usrLinks();
@@ -162,7 +157,6 @@ export class QemuBackend implements Backend {
         usrLinks: links,
         runtimeDirs: ["/bin", "/sbin", "/lib", "/lib64"].filter((d) => !links.has(d)),
         imageDir: image.dir,
-        runDir,
         shares,
         kvm: accel.accel === "kvm",
         qemuArgv,
@@ -173,44 +167,60 @@ export class QemuBackend implements Backend {
         backend: "qemu",
         argv: [...drop, ...argv],
         env: {},
+        // Node makes each extra "pipe" a unix socketpair: child.stdio[3] and [4] are the gateway's ends.
+        extraStdio: ["pipe", "pipe"],
+        onSpawn: (child) => {
+          ends.ctl = child.stdio[CONTROL_FD] as Socket;
+          ends.con = child.stdio[CONSOLE_FD] as Socket;
+          // Errors (a reset when QEMU dies) are reported through `exited`.
+          ends.ctl.on("error", () => {});
+          ends.con.on("error", () => {});
+        },
         defaultGraceMs: spec.timeouts.shutdownGraceMs,
         ...(runAs ? { details: { runAs: `${runAs.uid}:${runAs.gid}` } } : {}),
-        cleanup: async () => cleanupHost(),
+        // Our ends go with the process tree, whichever way it ends (bwrap keeps copies of QEMU's ends until then).
+        cleanup: async () => closeChannels(),
       });
-      void con.conn.then((s) => {
-        let partial = "";
-        s.on("error", () => {});
-        s.on("data", (d: Buffer) => {
-          partial += d.toString("utf8");
-          let i: number;
-          while ((i = partial.indexOf("\n")) >= 0) {
-            const line = partial.slice(0, i).replace(/\r$/, "");
-            partial = partial.slice(i + 1);
-            if (!line.trim()) continue;
-            consoleLines.push(line);
-            if (consoleLines.length > 50) consoleLines.shift();
-            log.debug("guest console", { line });
-          }
-          if (partial.length > 4096) partial = "";
-        });
+      const { ctl, con } = ends;
+      if (!ctl || !con) {
+        await vmm.stop(0);
+        throw new Error("the control and console sockets were not created");
+      }
+      let partial = "";
+      con.on("data", (d: Buffer) => {
+        partial += d.toString("utf8");
+        let i: number;
+        while ((i = partial.indexOf("\n")) >= 0) {
+          const line = partial.slice(0, i).replace(/\r$/, "");
+          partial = partial.slice(i + 1);
+          if (!line.trim()) continue;
+          consoleLines.push(line);
+          if (consoleLines.length > 50) consoleLines.shift();
+          log.debug("guest console", { line });
+        }
+        if (partial.length > 4096) partial = "";
       });
       const bootMs = accel.accel === "tcg" ? Math.max(spec.timeouts.startupMs, 90_000) : spec.timeouts.startupMs;
       const early = vmm.exited.then((e) => {
         throw new Error(`QEMU exited during boot: ${e.message}${consoleLines.length ? `; console: ${consoleLines.slice(-3).join(" | ")}` : ""}`);
       });
       early.catch(() => {});
-      const socket = await Promise.race([ctl.conn, early]);
       // SECURITY: the guest's egress streams reach this server's own proxy socket, nothing else.
-      const channel = new ControlChannel(socket, egress ? ctx.egressSocket : null);
+      const channel = new ControlChannel(ctl, egress ? ctx.egressSocket : null);
       channel.on("warning", (err) => log.warn(err.message));
+      let channelClosed = false;
+      channel.once("close", () => (channelClosed = true));
       try {
         await Promise.race([channel.waitFor("hello", bootMs), early]);
         // SECURITY: secrets go over the control channel now, after boot (see vmStartRequest).
         channel.send(vmStartRequest(spec, ctx, mounts, egress));
         await Promise.race([channel.waitFor("started", spec.timeouts.startupMs), early]);
       } catch (err) {
+        // QEMU's end of the channel closes as QEMU exits, often just before its exit is seen: then how QEMU
+        // ended (its code, the console's last lines) is the better reason, when it comes within a moment.
+        const reason = channelClosed ? await exitReasonWithin(early, 2000, err) : err;
         await vmm.stop(0);
-        throw err;
+        throw reason;
       }
       log.info("server started in a QEMU microVM", { accel: accel.accel });
       return vmSandbox({
@@ -220,10 +230,10 @@ export class QemuBackend implements Backend {
         channel,
         defaultGraceMs: spec.timeouts.shutdownGraceMs,
         consoleTail: () => consoleLines,
-        details: { ...vmm.details, accel: accel.accel, image: image.manifest.id, runDir },
+        details: { ...vmm.details, accel: accel.accel, image: image.manifest.id },
       });
     } catch (err) {
-      cleanupHost();
+      closeChannels();
       if (err instanceof NucleusError) throw err;
       throw new NucleusError("SANDBOX_START_FAILED", `server "${spec.name}" could not start in a QEMU microVM: ${(err as Error).message}`, {
         hint: "run with --log-level debug to see the guest console",

@@ -1,7 +1,9 @@
 // Defence in depth around QEMU: a minimal bubblewrap invocation, of our own, that
 // gives the QEMU process only what it needs — the read-only /usr, the image, the
-// run dir with its sockets, the shared paths — in fresh namespaces without
-// network. Pure builder; not responsible for the guest's policy (argv.ts).
+// shared paths — in fresh namespaces without network. Its control and console
+// channels are inherited fds, which bwrap passes on (it closes none it does not
+// know), so no writable host path but the writable shares. Pure builder; not
+// responsible for the guest's policy (argv.ts).
 
 export interface QemuBwrapOptions {
   readonly bwrap: string;
@@ -10,8 +12,6 @@ export interface QemuBwrapOptions {
   /** Top-level runtime directories that are real directories on this host (no merged /usr). */
   readonly runtimeDirs: readonly string[];
   readonly imageDir: string;
-  /** Holds the control and console sockets: writable. */
-  readonly runDir: string;
   readonly shares: readonly { readonly hostPath: string; readonly writable: boolean }[];
   /** Pass /dev/kvm through. */
   readonly kvm: boolean;
@@ -41,7 +41,6 @@ export function buildQemuBwrapArgv(o: QemuBwrapOptions): string[] {
   if (o.kvm) argv.push("--dev-bind", "/dev/kvm", "/dev/kvm");
   const binds: { path: string; flag: string }[] = [
     { path: o.imageDir, flag: "--ro-bind" },
-    { path: o.runDir, flag: "--bind" },
     // SECURITY: read-only at the mount too, not only in QEMU's -fsdev readonly=on.
     ...o.shares.map((s) => ({ path: s.hostPath, flag: s.writable ? "--bind" : "--ro-bind" })),
   ];

@@ -1,7 +1,7 @@
 // Before a QEMU microVM starts as `[gateway] run_as`: can that user open what
 // QEMU opens — the guest image, the shared code dirs and granted paths, /dev/kvm?
 // Fails with a sentence and a hint instead of a QEMU error mid-boot. Not
-// responsible for the run dir (run-dir.ts), which the gateway opens up itself.
+// responsible for QEMU's control and console channels: inherited fds, no path.
 
 import { NucleusError } from "../../../errors.js";
 import { inaccessibleTo, type RunAs } from "../../run-as.js";

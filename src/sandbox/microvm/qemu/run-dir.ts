@@ -1,39 +1,22 @@
-// The run dir of one QEMU microVM (its console and control sockets) in $TMPDIR:
-// named after the gateway's pid so that dirs left by a gateway that was killed
-// outright (QEMU died with it, the dir stayed) can be found and removed, and
-// opened up to a `run_as` user just enough to connect. Not responsible for the
-// sockets' servers (backend.ts).
+// Run dirs that earlier versions of the QEMU backend left in $TMPDIR: they held
+// the control and console sockets QEMU connected to, and stayed behind when a
+// gateway was killed outright. The backend makes none any more (the channels are
+// inherited fds, see backend.ts); this module only removes the leftovers, and
+// only those that are clearly ours and clearly stale. Not responsible for
+// anything a running VM uses.
 
-import { chmodSync, chownSync, lstatSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { lstatSync, readdirSync, rmSync, type Stats } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { RunAs } from "../../run-as.js";
 
-const PREFIX = "nucleus-qemu-";
-/** Our run dirs: the prefix, the owning gateway's pid, mkdtemp's six characters. */
+/** Named after the owning gateway's pid, then mkdtemp's six characters. */
 const RUN_DIR = /^nucleus-qemu-([1-9][0-9]{0,9})-[A-Za-z0-9]{6}$/;
-
-/** A fresh run dir (0700, this process's uid) under `root`, named after this process. */
-export function createRunDir(root: string = tmpdir()): string {
-  return mkdtempSync(join(root, `${PREFIX}${process.pid}-`));
-}
-
-/**
- * Lets `runAs` connect to `sockets` in `runDir`, and nothing more: each socket is handed to that user (0600:
- * connecting needs write permission on it), and the dir becomes enterable by the user's group (0710) but stays
- * the gateway's, so the user can neither list it nor create, rename or remove anything in it — which also
- * keeps the gateway's removal of the dir free of races with a compromised QEMU.
- */
-export function openRunDirTo(runDir: string, sockets: readonly string[], runAs: RunAs): void {
-  for (const s of sockets) {
-    chownSync(s, runAs.uid, runAs.gid);
-    chmodSync(s, 0o600);
-  }
-  // SECURITY: search (x) for the run_as group only; no read (listing), no write. The sockets inside are
-  // 0600 to the run_as user, so another member of that group that enters still cannot connect.
-  chownSync(runDir, process.getuid?.() ?? 0, runAs.gid);
-  chmodSync(runDir, 0o710);
-}
+/** The older naming, before the pid was in the name: the prefix, then mkdtemp's six characters. */
+const LEGACY_RUN_DIR = /^nucleus-qemu-[A-Za-z0-9]{6}$/;
+/** Everything such a dir ever held: the two sockets. */
+const LEGACY_ENTRIES = new Set(["ctl.sock", "con.sock"]);
+/** A dir of the older naming untouched for this long has no gateway left that could use it. */
+export const LEGACY_MIN_AGE_MS = 24 * 60 * 60 * 1000;
 
 function alive(pid: number): boolean {
   try {
@@ -46,11 +29,30 @@ function alive(pid: number): boolean {
 }
 
 /**
- * Removes run dirs under `root` left by gateways that are gone: only directories (never a symlink, never
- * followed) named like ours, owned by this uid, whose pid in the name is not a live process. Returns the
- * paths removed. A pid reused since by another process keeps its dir (the safe side).
+ * Whether `path` (already lstat'ed as `st`, a directory of this uid) looks exactly like a dir the old naming
+ * made: private (0700, as mkdtemp makes it), nothing in it but our two sockets (each a socket by lstat), and
+ * neither it nor anything in it modified within LEGACY_MIN_AGE_MS of `now`.
  */
-export function sweepStaleRunDirs(root: string = tmpdir(), isAlive: (pid: number) => boolean = alive): string[] {
+function staleLegacyDir(path: string, st: Stats, now: number): boolean {
+  if ((st.mode & 0o777) !== 0o700) return false;
+  let newest = st.mtimeMs;
+  for (const name of readdirSync(path)) {
+    if (!LEGACY_ENTRIES.has(name)) return false;
+    const e = lstatSync(join(path, name));
+    if (!e.isSocket()) return false;
+    newest = Math.max(newest, e.mtimeMs);
+  }
+  return now - newest >= LEGACY_MIN_AGE_MS;
+}
+
+/**
+ * Removes run dirs under `root` left by gateways that are gone. Only directories (never a symlink, never
+ * followed) owned by this uid and named like ours count, and of those: a dir named after a pid, when that pid
+ * is not a live process (a pid reused since keeps its dir — the safe side); a dir of the older naming (no
+ * pid to ask), when it is 0700, holds nothing but `ctl.sock`/`con.sock` sockets and has not changed for a
+ * day. Returns the paths removed.
+ */
+export function sweepStaleRunDirs(root: string = tmpdir(), isAlive: (pid: number) => boolean = alive, now: number = Date.now()): string[] {
   const uid = process.getuid?.();
   if (uid === undefined) return [];
   let names: string[];
@@ -62,19 +64,24 @@ export function sweepStaleRunDirs(root: string = tmpdir(), isAlive: (pid: number
   const removed: string[] = [];
   for (const name of names) {
     const m = RUN_DIR.exec(name);
-    if (!m) continue;
-    const pid = Number(m[1]);
-    if (pid === process.pid || isAlive(pid)) continue;
+    const legacy = !m && LEGACY_RUN_DIR.test(name);
+    if (!m && !legacy) continue;
+    if (m) {
+      const pid = Number(m[1]);
+      if (pid === process.pid || isAlive(pid)) continue;
+    }
     const path = join(root, name);
     try {
       // SECURITY: lstat: a symlink (someone else's, pointing anywhere) is not a directory here and stays.
       const st = lstatSync(path);
       if (!st.isDirectory() || st.uid !== uid) continue;
-      // rm does not follow symlinks inside the tree either; the dir's contents are ours (see openRunDirTo).
+      // SECURITY: without a pid in the name, only a dir that can be nothing but an old one of ours goes.
+      if (legacy && !staleLegacyDir(path, st, now)) continue;
+      // rm does not follow symlinks inside the tree either.
       rmSync(path, { recursive: true, force: true });
       removed.push(path);
     } catch {
-      /* gone meanwhile, or not removable: leave it */
+      /* gone meanwhile, or not readable or removable: leave it */
     }
   }
   return removed;
