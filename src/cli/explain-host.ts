@@ -77,7 +77,7 @@ export function hostViewText(v: HostView): string[] {
     if (v.egress.pins.length === 0) out.push("      pins:    (none: only exact name rules are pinned)");
     for (const p of v.egress.pins) {
       out.push(p.pinned
-        ? `      pin:     ${p.host}:${p.port} → the agent at ${p.address}:${p.port} (for clients that ignore proxies)`
+        ? `      pin:     ${p.host}:${p.port} → the agent at ${p.address}:${p.port} (for clients that ignore proxies${v.backend === "bubblewrap" && p.port < UNPRIVILEGED_PORT_START ? "; below 1024 once the gateway lowers the sandbox's start port: \`nucleus doctor\` checks that here" : ""})`
         : `      pin:     ${p.host}:${p.port}: none (bubblewrap needs perl to listen below port ${UNPRIVILEGED_PORT_START}; proxy-aware clients only)`);
     }
   } else if (v.backend === "bubblewrap") out.push("    egress:    none (loopback-only network namespace, no proxy socket; inet sockets refused by seccomp)");

@@ -1,13 +1,15 @@
 // Nothing leaks: after stop(), and after the gateway itself is SIGKILLed,
 // no sandboxed process, mount, cgroup or temp directory remains.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { describe, expect, it } from "vitest";
 import { findBwrap } from "../../src/sandbox/bubblewrap/host.js";
+import { leafName } from "../../src/sandbox/cgroups/layout.js";
+import { hostLayout, probeControllers } from "../../src/sandbox/cgroups/manager.js";
 import { launchHostile, makeBackend } from "../escape/harness.js";
 
 const noBwrap = findBwrap() === null;
@@ -78,5 +80,32 @@ describe("bubblewrap cleanup", () => {
     // Nobody was left to rmdir them; the next gateway's backend sweeps them.
     makeBackend().sweepStale();
     for (const d of cgroups) expect(existsSync(d)).toBe(false);
+  });
+
+  const layout = hostLayout();
+  const usable = Object.entries(probeControllers(layout)).filter(([, st]) => st.usable).map(([c]) => c as keyof typeof layout.places);
+  const noCgroups = usable.length === 0 ? " (skipped: no usable cgroup controller here)" : "";
+  it.skipIf(usable.length === 0)(`kills a sandbox that outlived its gateway when it sweeps that gateway's cgroups${noCgroups}`, async () => {
+    // A gateway that no longer runs: a process that has exited (its pid names the leaf, as leafName does).
+    const deadPid = spawnSync("/bin/true").pid!;
+    const name = leafName(deadPid, "orphan", randomBytes(3).toString("hex"));
+    const dirs = [...new Set(usable.map((c) => join(layout.places[c]!.parent, name)))];
+    // What outlived it: a harmless process, put in that gateway's leaf by hand.
+    const orphan = spawn("/bin/sleep", ["300"], { stdio: "ignore", detached: true });
+    const gone = new Promise((r) => orphan.once("exit", (_code, signal) => r(signal)));
+    for (const d of dirs) {
+      mkdirSync(d);
+      writeFileSync(join(d, "cgroup.procs"), String(orphan.pid));
+    }
+    try {
+      const first = makeBackend().sweepStale();
+      expect(first.killed).toEqual([orphan.pid]);
+      expect(await gone).toBe("SIGKILL");
+      // Empty now: this sweep or the next removes the leaf.
+      expect(await until(() => (makeBackend().sweepStale(), dirs.every((d) => !existsSync(d))))).toBe(true);
+    } finally {
+      orphan.kill("SIGKILL");
+      for (const d of dirs) if (existsSync(d)) spawnSync("rmdir", [d]);
+    }
   });
 });

@@ -183,6 +183,11 @@ describe.skipIf(skip)(`allowed_hosts through the gateway's services, in-process 
     expect(lowDb).not.toBeNull();
     const db = await call(client, "hostile__tcp", { host: "db.test", port: lowDb, send: "low" });
     expect(db).toEqual({ err: null, out: "db:low\n" });
+    // The namespace admits listening from the lowest pin up (80, web.test's), no lower; the server cannot change it.
+    const look = await call(client, "hostile__look");
+    expect(look.portStart).toBe("80");
+    expect(look.portStartRewrite).toMatch(/EROFS|EACCES|EPERM/);
+    expect((await call(client, "offline__look")).portStart).toBe("1024");
     // web.test:80 (a default port of the rule "web.test") is pinned as well: the connection is accepted inside the
     // sandbox (not refused, as it was while nothing could listen there) and ends when the host refuses the proxy.
     const web80 = await call(client, "hostile__tcp", { host: "web.test", port: 80, send: "GET / HTTP/1.0\r\n\r\n" });
@@ -388,6 +393,9 @@ allowed_hosts = ["db.test:${lowDb}"]
       }
     });
     expect(agents.length).toBeGreaterThan(0);
+    // The helper that lowered the start port ran as that user too, never as the gateway's root.
+    expect(logs.join("\n")).toMatch(new RegExp(`admits listening from this port up \\(.*port=${lowDb}.*helperUid=${uid}\\b`));
+    expect((await call(client, "hostile__look")).portStart).toBe(String(lowDb));
     expect(logs.filter((l) => /cannot pin|cannot listen/.test(l))).toEqual([]);
   });
 });

@@ -12,7 +12,7 @@ import { refused } from "../../errors.js";
 import type { Backend, Gap, LaunchContext, ProbeResult, Sandbox } from "../backend.js";
 import { spawnSandbox } from "../process.js";
 import type { CgroupLayout, Controller } from "../cgroups/layout.js";
-import { CgroupLeaf, hostLayout, probeControllers, sweepStaleCgroups, type ControllerStatus, type PlaceOverrides } from "../cgroups/manager.js";
+import { CgroupLeaf, hostLayout, probeControllers, sweepStaleCgroups, type ControllerStatus, type PlaceOverrides, type SweepResult } from "../cgroups/manager.js";
 import { runAsPrefix, type RunAs } from "../run-as.js";
 import { seccompArchOf } from "../seccomp/syscalls.js";
 import { buildBwrapPlan, type EgressMount } from "./argv.js";
@@ -76,8 +76,8 @@ export class BubblewrapBackend implements Backend {
     return (this.controllersCache ??= probeControllers(this.layout()));
   }
 
-  /** Remove empty cgroups left by gateways that were killed (their servers died with them). Returns the paths removed. */
-  sweepStale(): string[] {
+  /** Clean up cgroups left by gateways that were killed: kill what is left in them, remove them. */
+  sweepStale(): SweepResult {
     return sweepStaleCgroups(this.layout());
   }
 
@@ -179,7 +179,9 @@ export class BubblewrapBackend implements Backend {
     if (hold) bwrapArgv = [bwrapArgv[0]!, "--info-fd", String(hold.infoFd), "--block-fd", String(hold.infoFd + 1), ...bwrapArgv.slice(1)];
 
     const layout = this.layout();
-    for (const gone of sweepStaleCgroups(layout)) ctx.log.debug("removed a cgroup left by a gateway that died", { cgroup: gone });
+    const swept = sweepStaleCgroups(layout);
+    for (const gone of swept.removed) ctx.log.debug("removed a cgroup left by a gateway that died", { cgroup: gone });
+    if (swept.killed.length > 0) ctx.log.warn("killed processes left in cgroups of gateways that died (sandboxes that outlived their gateway)", { pids: swept.killed.join(",") });
     const controllers = this.controllers();
     const usable = (Object.keys(controllers) as Controller[]).filter((c) => controllers[c].usable);
     const leaf = usable.length > 0

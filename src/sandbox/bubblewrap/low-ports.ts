@@ -17,10 +17,10 @@
 
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import { Logger } from "../../log.js";
 import { SYSCALLS, seccompArchOf } from "../seccomp/syscalls.js";
-import { whichSync } from "../which.js";
 
 /** The first port a process without capabilities may listen on in a fresh network namespace. */
 export const UNPRIVILEGED_PORT_START = 1024;
@@ -29,6 +29,8 @@ const MAX_INFO_BYTES = 64 * 1024;
 /** How long the gateway holds a sandbox for this (bwrap's info comes within milliseconds). */
 const SETUP_TIMEOUT_MS = 10_000;
 
+const PERL_PATHS = ["/usr/bin/perl", "/bin/perl"];
+
 /** What the helper needs: perl (absolute path) and this architecture's setns syscall number. */
 export interface LowPortTools {
   readonly perl: string;
@@ -36,7 +38,8 @@ export interface LowPortTools {
 }
 
 export function findLowPortTools(): LowPortTools | null {
-  const perl = whichSync("perl");
+  // SECURITY: a fixed path, not the gateway's PATH (the helper may run as root).
+  const perl = PERL_PATHS.find((p) => existsSync(p)) ?? null;
   const arch = seccompArchOf(process.arch);
   const setns = arch ? SYSCALLS[arch]["setns"] : undefined;
   return perl && setns !== undefined ? { perl, setns } : null;
@@ -71,15 +74,21 @@ export function parseBwrapInfo(text: string): SandboxNamespaces {
   return { pid: pid as number, netns: netns as number };
 }
 
-// The helper: checks that the process is still in the sandbox's network namespace (its inode, from bwrap) and
-// that this is not the helper's own (the host's), takes the user namespace that owns it (NS_GET_USERNS =
+// The helper: checks that the process is still bwrap's child (the monitor's pid, after the namespace is open:
+// a reused pid cannot pass), in the network namespace bwrap named (its inode) and that this is not the helper's
+// own (the host's), takes the user namespace that owns it (NS_GET_USERNS =
 // _IO(0xb7, 0x1)), enters both with setns (perl is single-threaded, as setns into a user namespace requires),
 // writes the port and reads it back. All in one process: an exec would drop the capabilities setns gave where
-// the helper's uid is not 0 in that user namespace. Arguments only: no value is spliced into code.
+// the helper's uid is not 0 in that user namespace. Prints its host uid (for the log). Arguments only: no value
+// is spliced into code.
 export const LOW_PORT_SCRIPT = `use strict;
-my ($pid, $ino, $port, $setns) = @ARGV;
+my ($pid, $ino, $port, $setns, $monitor) = @ARGV;
+my $uid = $<;
 my $sysctl = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
 open(my $net, "<", "/proc/$pid/ns/net") or die "cannot open /proc/$pid/ns/net: $!\\n";
+open(my $st, "<", "/proc/$pid/status") or die "cannot read /proc/$pid/status: $!\\n";
+my ($ppid) = grep { defined } map { /^PPid:\\s+(\\d+)$/ ? $1 : undef } <$st>;
+defined $ppid && $ppid == $monitor or die "process $pid is no longer the sandbox's first process\\n";
 (stat($net))[1] == $ino or die "process $pid is no longer in the sandbox's network namespace\\n";
 (stat("/proc/self/ns/net"))[1] != $ino or die "refusing to touch the host's own network namespace\\n";
 my $user = ioctl($net, 0xb701, 0) or die "NS_GET_USERNS on the sandbox's network namespace failed: $!\\n";
@@ -92,26 +101,42 @@ open(my $r, "<", $sysctl) or die "cannot read $sysctl there: $!\\n";
 my $now = <$r>;
 chomp $now;
 $now eq $port or die "$sysctl there is $now, not $port\\n";
+print "$uid\\n";
 `;
 
 /** The helper's argv (after `prefix`, e.g. setpriv to the user bwrap runs as). */
-export function lowPortArgv(tools: LowPortTools, ns: SandboxNamespaces, port: number, prefix: readonly string[] = []): string[] {
-  return [...prefix, tools.perl, "-e", LOW_PORT_SCRIPT, String(ns.pid), String(ns.netns), String(port), String(tools.setns)];
+export function lowPortArgv(tools: LowPortTools, ns: SandboxNamespaces, port: number, monitor: number, prefix: readonly string[] = []): string[] {
+  return [...prefix, tools.perl, "-e", LOW_PORT_SCRIPT, String(ns.pid), String(ns.netns), String(port), String(tools.setns), String(monitor)];
 }
 
-/** Run the helper; rejects with its reason. */
-export function lowerPortStart(tools: LowPortTools, ns: SandboxNamespaces, port: number, prefix: readonly string[] = []): Promise<void> {
-  const [file, ...args] = lowPortArgv(tools, ns, port, prefix);
+/** Run the helper (bwrap's monitor is `monitor`); resolves with the uid it ran as, rejects with its reason. */
+export function lowerPortStart(tools: LowPortTools, ns: SandboxNamespaces, port: number, monitor: number, prefix: readonly string[] = []): Promise<string> {
+  const [file, ...args] = lowPortArgv(tools, ns, port, monitor, prefix);
   return new Promise((resolve, reject) => {
-    const p = spawn(file!, args, { env: {}, stdio: ["ignore", "ignore", "pipe"], timeout: SETUP_TIMEOUT_MS });
+    const p = spawn(file!, args, { env: {}, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
     let err = "";
+    p.stdout!.on("data", (d: Buffer) => {
+      if (out.length < 64) out += d.toString("utf8");
+    });
     p.stderr!.on("data", (d: Buffer) => {
       if (err.length < 2048) err += d.toString("utf8");
     });
-    p.once("error", (e) => reject(new Error(`cannot run ${file}: ${e.message}`)));
-    p.once("close", (code, signal) => {
-      if (code === 0) resolve();
-      else reject(new Error(err.trim().split("\n").pop() || (signal ? `the helper was killed (${signal})` : `the helper exited with ${code}`)));
+    // A hard deadline: the sandbox waits on this helper.
+    const timer = setTimeout(() => p.kill("SIGKILL"), SETUP_TIMEOUT_MS);
+    p.once("error", (e) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot run ${file}: ${e.message}`));
+    });
+    p.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      // (Settled on exit, not on the pipes' end: nothing the helper left behind may hold the sandbox.)
+      setImmediate(() => {
+        p.stdout!.destroy();
+        p.stderr!.destroy();
+        if (code === 0) resolve(out.trim());
+        else reject(new Error(err.trim().split("\n").pop() || (signal ? `the helper was killed (${signal})` : `the helper exited with ${code}`)));
+      });
     });
   });
 }
@@ -157,15 +182,21 @@ export async function lowerThenRelease(child: ChildProcess, o: HoldOptions): Pro
   const block = child.stdio[o.blockFd] as Writable | null | undefined;
   const info = child.stdio[o.infoFd] as Readable | null | undefined;
   block?.on("error", () => {}); // bwrap may have died already: `exited` reports that
+  const gone = () => child.exitCode !== null || child.signalCode !== null;
   try {
     if (!info) throw new Error("no info channel from bwrap");
     const ns = parseBwrapInfo(await readInfo(info));
-    await lowerPortStart(o.tools, ns, o.port, o.prefix);
-    o.log.debug("egress: the sandbox's network namespace admits listening from this port up", { server: o.server, port: o.port });
+    if (gone() || child.pid === undefined) throw new Error("bwrap exited");
+    const uid = await lowerPortStart(o.tools, ns, o.port, child.pid, o.prefix);
+    o.log.debug("egress: the sandbox's network namespace admits listening from this port up", { server: o.server, port: o.port, helperUid: uid });
   } catch (err) {
-    o.log.warn(`egress: pins below port ${UNPRIVILEGED_PORT_START} cannot listen in server "${o.server}"'s sandbox: ${(err as Error).message}`, {
-      hint: "clients that use the proxy variables still reach those ports; check that perl is installed (apt-get install perl-base)",
-    });
+    // A sandbox stopped (or failed) while held needs no warning: `exited` says what happened to it.
+    if (gone()) o.log.debug("egress: the sandbox ended while held for its low-port pins", { server: o.server });
+    else {
+      o.log.warn(`egress: pins below port ${UNPRIVILEGED_PORT_START} cannot listen in server "${o.server}"'s sandbox: ${(err as Error).message}`, {
+        hint: "clients that use the proxy variables still reach those ports; `nucleus doctor` tries this on this host",
+      });
+    }
   } finally {
     block?.end("1");
   }
@@ -178,9 +209,11 @@ export async function lowerThenRelease(child: ChildProcess, o: HoldOptions): Pro
 export async function lowPortSelfTest(bwrap: string): Promise<string | null> {
   const tools = findLowPortTools();
   if (!tools) return "perl is missing (or this architecture has no setns number here)";
-  const args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--info-fd", "3", "--block-fd", "4",
+  // The backend's namespace and identity switches (argv.ts), so the user namespaces are mapped the same way.
+  const args = ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--cap-drop", "ALL", "--uid", "1000", "--gid", "1000",
+    "--info-fd", "3", "--block-fd", "4",
     "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-    "--proc", "/proc", "--", "/usr/bin/cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"];
+    "--proc", "/proc", "--dev", "/dev", "--", "/usr/bin/cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"];
   const child = spawn(bwrap, args, { env: {}, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"], timeout: 2 * SETUP_TIMEOUT_MS });
   let out = "";
   let err = "";

@@ -170,9 +170,42 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Remove empty leaves left by gateways that no longer run (a SIGKILLed gateway cannot clean up). Returns what was removed. */
-export function sweepStaleCgroups(layout: CgroupLayout): string[] {
+export interface SweepResult {
+  /** Leaves removed. */
+  readonly removed: string[];
+  /** Processes killed in leaves of gateways that no longer run. */
+  readonly killed: number[];
+}
+
+/**
+ * SIGKILL what is left in a dead gateway's leaf: a sandbox that outlived its gateway. bwrap's --die-with-parent
+ * takes effect only once its setup is done, so a gateway killed while bwrap held a sandbox (low-port pins, see
+ * bubblewrap/low-ports.ts) or was still setting it up leaves one behind. Its leaf names it ours.
+ */
+function killLeft(dir: string): number[] {
+  try {
+    writeFileSync(posix.join(dir, "cgroup.kill"), "1"); // cgroup v2 (Linux ≥ 5.14): the whole leaf at once
+  } catch {
+    /* v1, or an older kernel: one by one below */
+  }
+  const pids = (readOrNull(posix.join(dir, "cgroup.procs")) ?? "").split("\n").filter((l) => /^\d+$/.test(l)).map(Number);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* gone already */
+    }
+  }
+  return pids;
+}
+
+/**
+ * Clean up leaves left by gateways that no longer run (a SIGKILLed gateway cannot): kill what is still in them,
+ * remove the empty ones. A leaf whose processes are still dying goes at a later sweep.
+ */
+export function sweepStaleCgroups(layout: CgroupLayout): SweepResult {
   const removed: string[] = [];
+  const killed = new Set<number>();
   for (const parent of new Set(Object.values(layout.places).map((p) => p.parent))) {
     let names: string[];
     try {
@@ -183,13 +216,15 @@ export function sweepStaleCgroups(layout: CgroupLayout): string[] {
     for (const n of names) {
       const owner = leafOwner(n);
       if (owner === null || owner === process.pid || alive(owner)) continue;
+      const dir = posix.join(parent, n);
+      for (const pid of killLeft(dir)) killed.add(pid);
       try {
-        rmdirSync(posix.join(parent, n));
-        removed.push(posix.join(parent, n));
+        rmdirSync(dir);
+        removed.push(dir);
       } catch {
         /* still busy or not ours to remove */
       }
     }
   }
-  return removed;
+  return { removed, killed: [...killed] };
 }

@@ -37,17 +37,31 @@ describe("bwrap's info", () => {
 
 describe("the helper's argv", () => {
   it("passes every value as an argument after the fixed script, behind the prefix", () => {
-    const argv = lowPortArgv({ perl: "/usr/bin/perl", setns: 308 }, { pid: 77, netns: 4026532183 }, 22, ["/usr/bin/setpriv", "--reuid", "995", "--"]);
-    expect(argv).toEqual(["/usr/bin/setpriv", "--reuid", "995", "--", "/usr/bin/perl", "-e", LOW_PORT_SCRIPT, "77", "4026532183", "22", "308"]);
-    expect(LOW_PORT_SCRIPT).not.toMatch(/4026532183|\b77\b/);
+    const argv = lowPortArgv({ perl: "/usr/bin/perl", setns: 308 }, { pid: 77, netns: 4026532183 }, 22, 76, ["/usr/bin/setpriv", "--reuid", "995", "--"]);
+    expect(argv).toEqual(["/usr/bin/setpriv", "--reuid", "995", "--", "/usr/bin/perl", "-e", LOW_PORT_SCRIPT, "77", "4026532183", "22", "308", "76"]);
+    expect(LOW_PORT_SCRIPT).not.toMatch(/4026532183|\b77\b|\b76\b/);
+  });
+
+  it("takes perl from a fixed path, never from PATH", () => {
+    if (tools) expect(["/usr/bin/perl", "/bin/perl"]).toContain(tools.perl);
+    const old = process.env.PATH;
+    process.env.PATH = "./evil:/nonexistent";
+    try {
+      expect(findLowPortTools()).toEqual(tools);
+    } finally {
+      process.env.PATH = old;
+    }
   });
 });
 
-/** A process standing in for bwrap: writes `info` to fd 3 and closes it, then waits for a byte on fd 4. */
+/**
+ * A process standing in for bwrap: starts a child (its "sandbox's first process", a sleep in this very network
+ * namespace), writes `info` with that child's pid put in for %d to fd 3 and closes it, then waits for a byte on
+ * fd 4 before it ends the child and says it was released.
+ */
 function fakeBwrap(info: string) {
-  const child = spawn("/bin/sh", ["-c", 'printf "%s" "$1" >&3; exec 3>&-; read -r x <&4; echo "released:$x"', "fake-bwrap", info], {
-    stdio: ["ignore", "pipe", "ignore", "pipe", "pipe"],
-  });
+  const script = 'sleep 60 3>&- 4>&- & s=$!; printf "$1" "$s" >&3; exec 3>&-; read -r x <&4; kill "$s"; echo "released:$x"';
+  const child = spawn("/bin/sh", ["-c", script, "fake-bwrap", info], { stdio: ["ignore", "pipe", "ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout!.on("data", (d) => (out += d));
   const exited = new Promise<string>((r) => child.once("close", () => r(out)));
@@ -59,39 +73,35 @@ function capture(): { log: Logger; lines: string[] } {
   return { log: new Logger({ level: "debug", sink: { write: (l) => void lines.push(l) } }), lines };
 }
 
+const ownNetns = () => Number(/net:\[(\d+)\]/.exec(readlinkSync("/proc/self/ns/net"))![1]);
+
 describe.skipIf(!tools)(`hold and release${tools ? "" : " (skipped: perl missing)"}`, () => {
-  it("releases the sandbox with a warning when bwrap's info is not usable", async () => {
+  async function hold(info: string): Promise<string> {
     const { log, lines } = capture();
-    const fake = fakeBwrap("not json");
+    const fake = fakeBwrap(info);
     await lowerThenRelease(fake.child, { infoFd: 3, blockFd: 4, port: 22, tools: tools!, prefix: [], server: "s", log });
     expect(await fake.exited).toBe("released:1\n");
-    expect(lines.join("")).toMatch(/pins below port 1024 cannot listen in server "s"'s sandbox: bwrap's info is not JSON/);
+    return lines.join("");
+  }
+
+  it("releases the sandbox with a warning when bwrap's info is not usable", async () => {
+    expect(await hold("not json")).toMatch(/pins below port 1024 cannot listen in server "s"'s sandbox: bwrap's info is not JSON/);
   });
 
-  it("touches no namespace but the sandbox's: a process in another network namespace is refused by the helper", async () => {
-    const { log, lines } = capture();
-    // This test's own process, named with a network namespace inode that is not its own (as after a pid reuse).
-    const own = Number(/net:\[(\d+)\]/.exec(readlinkSync("/proc/self/ns/net"))![1]);
-    const fake = fakeBwrap(JSON.stringify({ "child-pid": process.pid, "net-namespace": own + 1 }));
-    await lowerThenRelease(fake.child, { infoFd: 3, blockFd: 4, port: 22, tools: tools!, prefix: [], server: "s", log });
-    expect(await fake.exited).toBe("released:1\n");
-    expect(lines.join("")).toMatch(new RegExp(`process ${process.pid} is no longer in the sandbox's network namespace`));
+  it("touches no namespace but the one bwrap named: its first process in another one is refused", async () => {
+    // The fake's child is in this test's network namespace, not the inode named (as after an inode reuse).
+    expect(await hold(`{"child-pid": %d, "net-namespace": ${ownNetns() + 1}}`)).toMatch(/process \d+ is no longer in the sandbox's network namespace/);
   });
 
   it("never touches the host's own network namespace, whatever the info says", async () => {
-    const { log, lines } = capture();
-    const own = Number(/net:\[(\d+)\]/.exec(readlinkSync("/proc/self/ns/net"))![1]);
-    const fake = fakeBwrap(JSON.stringify({ "child-pid": process.pid, "net-namespace": own }));
-    await lowerThenRelease(fake.child, { infoFd: 3, blockFd: 4, port: 22, tools: tools!, prefix: [], server: "s", log });
-    expect(await fake.exited).toBe("released:1\n");
-    expect(lines.join("")).toMatch(/refusing to touch the host's own network namespace/);
+    expect(await hold(`{"child-pid": %d, "net-namespace": ${ownNetns()}}`)).toMatch(/refusing to touch the host's own network namespace/);
+  });
+
+  it("refuses a process that is not bwrap's child (a reused pid)", async () => {
+    expect(await hold(`{"child-pid": ${process.pid}, "net-namespace": 4026532183}`)).toMatch(new RegExp(`process ${process.pid} is no longer the sandbox's first process`));
   });
 
   it("releases the sandbox when the helper fails in the namespace (a process that is gone)", async () => {
-    const { log, lines } = capture();
-    const fake = fakeBwrap(JSON.stringify({ "child-pid": 2 ** 22 + 1, "net-namespace": 4026532183 }));
-    await lowerThenRelease(fake.child, { infoFd: 3, blockFd: 4, port: 22, tools: tools!, prefix: [], server: "s", log });
-    expect(await fake.exited).toBe("released:1\n");
-    expect(lines.join("")).toMatch(/cannot open \/proc\/4194305\/ns\/net/);
+    expect(await hold(`{"child-pid": ${2 ** 22 + 1}, "net-namespace": 4026532183}`)).toMatch(/cannot open \/proc\/4194305\/ns\/net/);
   });
 });
