@@ -8,8 +8,8 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { describe, expect, it } from "vitest";
 import { findBwrap } from "../../src/sandbox/bubblewrap/host.js";
-import { leafName } from "../../src/sandbox/cgroups/layout.js";
-import { hostLayout, probeControllers } from "../../src/sandbox/cgroups/manager.js";
+import { leafName, type CgroupLayout } from "../../src/sandbox/cgroups/layout.js";
+import { hostLayout, probeControllers, sweepStaleCgroups } from "../../src/sandbox/cgroups/manager.js";
 import { launchHostile, makeBackend } from "../escape/harness.js";
 
 const noBwrap = findBwrap() === null;
@@ -86,26 +86,28 @@ describe("bubblewrap cleanup", () => {
   const usable = Object.entries(probeControllers(layout)).filter(([, st]) => st.usable).map(([c]) => c as keyof typeof layout.places);
   const noCgroups = usable.length === 0 ? " (skipped: no usable cgroup controller here)" : "";
   it.skipIf(usable.length === 0)(`kills a sandbox that outlived its gateway when it sweeps that gateway's cgroups${noCgroups}`, async () => {
-    // A gateway that no longer runs: a process that has exited (its pid names the leaf, as leafName does).
+    // A private parent per hierarchy (no other test's sweep looks there), holding the leaf of a gateway that no
+    // longer runs: a process that has exited, its pid in the leaf's name as leafName puts it.
+    const parents = [...new Set(usable.map((c) => layout.places[c]!.parent))].map((p) => ({ p, mine: join(p, `sweep-test-${randomBytes(3).toString("hex")}`) }));
+    const own: CgroupLayout = { places: Object.fromEntries(usable.map((c) => [c, { ...layout.places[c]!, parent: parents.find((x) => x.p === layout.places[c]!.parent)!.mine }])), missing: {} };
     const deadPid = spawnSync("/bin/true").pid!;
-    const name = leafName(deadPid, "orphan", randomBytes(3).toString("hex"));
-    const dirs = [...new Set(usable.map((c) => join(layout.places[c]!.parent, name)))];
-    // What outlived it: a harmless process, put in that gateway's leaf by hand.
+    const dirs = parents.map((x) => join(x.mine, leafName(deadPid, "orphan", "t1")));
+    // What outlived it: a harmless process, put in that leaf by hand.
     const orphan = spawn("/bin/sleep", ["300"], { stdio: "ignore", detached: true });
     const gone = new Promise((r) => orphan.once("exit", (_code, signal) => r(signal)));
-    for (const d of dirs) {
-      mkdirSync(d);
-      writeFileSync(join(d, "cgroup.procs"), String(orphan.pid));
-    }
     try {
-      const first = makeBackend().sweepStale();
-      expect(first.killed).toEqual([orphan.pid]);
+      for (const d of dirs) {
+        mkdirSync(d, { recursive: true });
+        writeFileSync(join(d, "cgroup.procs"), String(orphan.pid));
+      }
+      expect(sweepStaleCgroups(own).killed).toEqual([orphan.pid]);
       expect(await gone).toBe("SIGKILL");
       // Empty now: this sweep or the next removes the leaf.
-      expect(await until(() => (makeBackend().sweepStale(), dirs.every((d) => !existsSync(d))))).toBe(true);
+      expect(await until(() => (sweepStaleCgroups(own), dirs.every((d) => !existsSync(d))))).toBe(true);
     } finally {
       orphan.kill("SIGKILL");
-      for (const d of dirs) if (existsSync(d)) spawnSync("rmdir", [d]);
+      await until(() => orphan.exitCode !== null || orphan.signalCode !== null);
+      for (const d of [...dirs, ...parents.map((x) => x.mine)]) if (existsSync(d)) spawnSync("rmdir", [d]);
     }
   });
 });
