@@ -4,14 +4,14 @@
 // without leaving a process behind.
 
 import type { Readable, Writable } from "node:stream";
-import { configReload, policyRefused, type AuditEvent } from "../audit/events.js";
+import { configReload, digestOf, policyRefused, type AuditEvent } from "../audit/events.js";
 import { discoverConfig } from "../config/discover.js";
 import { loadConfig } from "../config/load.js";
 import type { NucleusConfig, ServerSpec } from "../config/spec.js";
 import { NucleusError, errorMessage } from "../errors.js";
-import { Gateway } from "../gateway/gateway.js";
+import { diffServers, Gateway } from "../gateway/gateway.js";
 import { HTTP_DEFAULTS } from "../gateway/http/options.js";
-import { startHttpGateway } from "../gateway/http/server.js";
+import { startHttpGateway, type HttpGateway } from "../gateway/http/server.js";
 import { httpStartNotice, resolveHttpToken } from "../gateway/http/token.js";
 import { makeLauncher, preflight, refusalError, type Preflight } from "../gateway/runtime.js";
 import { createServices, type Services } from "../gateway/services.js";
@@ -50,23 +50,29 @@ export async function runGatewaySession(ctx: CliContext, opts: SessionOptions): 
     logSelections(servers, pf, log);
     // What new gateways are made from; a reload (SIGHUP) replaces it.
     let state = { config, servers, pf };
-    let live: Gateway | null = null;
+    // The gateways serving now: the stdio one, or one per open HTTP session.
+    let serving: () => Gateway[] = () => [];
     const newGateway = (tag?: string) => makeGateway(state.config, state.servers, state.pf, services, ctx, opts, tag);
     reloads = onSighup(async () => {
       const next = await reloadConfig(path, opts.only, services, log);
       if (!next) return;
-      state = next;
-      const diff = live ? await live.reconfigure(next.servers, makeLauncher(next.pf.selections, services.deps, log)) : null;
-      const changed = diff ? [...diff.added, ...diff.removed, ...diff.changed] : next.servers.map((s) => s.name);
-      services.audit?.(configReload({ source: path, changed }));
-      log.info(
-        diff
-          ? `config reloaded: added [${diff.added.join(", ")}], removed [${diff.removed.join(", ")}], changed [${diff.changed.join(", ")}]`
-          : "config reloaded: new sessions use it; open sessions keep theirs",
-      );
+      const prev = state;
+      state = next; // new HTTP sessions start with it from now on
+      const diff = diffServers(prev.servers, next.servers);
+      // SECURITY: a reload reaches every open session too (a removed server or a narrowed grant must not live
+      // on in a connected client's session): removed and changed servers are stopped, changed ones restarted.
+      const open = serving();
+      await Promise.all(open.map((g) => g.reconfigure(next.servers, makeLauncher(next.pf.selections, services.deps, log))));
+      services.audit?.(configReload({ source: path, changed: [...diff.added, ...diff.removed, ...diff.changed] }));
+      const where = opts.http ? ` (applied to ${open.length} open HTTP session(s) and every new one)` : "";
+      log.info(`config reloaded: added [${diff.added.join(", ")}], removed [${diff.removed.join(", ")}], changed [${diff.changed.join(", ")}]${where}`);
+      if (opts.http && digestOf(prev.config.gateway.http) !== digestOf(next.config.gateway.http)) {
+        log.warn("[gateway.http] changed: its settings (listen, port, token, origins, limits) take effect at the next start; servers and their policies took effect now");
+      }
     });
-    if (opts.http) return await serveHttp(config, services, newGateway, ctx);
-    live = newGateway();
+    if (opts.http) return await serveHttp(config, services, newGateway, ctx, (h) => (serving = () => h.gateways().filter((g): g is Gateway => g instanceof Gateway)));
+    const live = newGateway();
+    serving = () => [live];
     return await serveStdio(config, servers.length, path, live, ctx);
   } finally {
     reloads?.dispose();
@@ -176,10 +182,16 @@ async function serveStdio(config: NucleusConfig, count: number, path: string, ga
   return 0;
 }
 
-async function serveHttp(config: NucleusConfig, services: Services, newGateway: (tag: string) => Gateway, ctx: CliContext): Promise<number> {
+async function serveHttp(
+  config: NucleusConfig,
+  services: Services,
+  newGateway: (tag: string) => Gateway,
+  ctx: CliContext,
+  started: (http: HttpGateway) => void,
+): Promise<number> {
   const h = config.gateway.http ?? {
     listen: HTTP_DEFAULTS.host,
-    port: 8787,
+    port: HTTP_DEFAULTS.port,
     token: null,
     allowedOrigins: [],
     maxSessions: HTTP_DEFAULTS.maxSessions,
@@ -201,6 +213,7 @@ async function serveHttp(config: NucleusConfig, services: Services, newGateway: 
     idleTimeoutMs: h.idleTimeoutMs,
     insecureListenAny: h.insecureListenAny,
   });
+  started(http);
   ctx.stderr.write(httpStartNotice(http.url, token));
   const signal = untilSignal();
   const why = await signal.promise;

@@ -127,6 +127,13 @@ export function checkConfigText(text: string, source: string, opts: LoadOptions 
     const spec = resolveServer(name, partial, present, ctx);
     if (spec) servers.push(spec);
   }
+  const httpToken = gateway.http?.token;
+  for (const spec of servers) {
+    // SECURITY: a server holding the gateway's own bearer token could call every other server's tools through it.
+    if (httpToken && spec.secrets.some((r) => r.name === httpToken)) {
+      problems.add(["servers", spec.name, "secrets"], `"${httpToken}" is the HTTP endpoint's bearer token ([gateway.http] token); a server holding it could call every server's tools through the gateway; give the gateway a secret of its own`);
+    }
+  }
   if (Object.keys(top.servers ?? {}).length === 0 && problems.length === 0) {
     warnings.add([], "no [servers.NAME] sections: the gateway would serve nothing");
   }

@@ -138,9 +138,7 @@ export class Gateway {
    */
   async reconfigure(servers: readonly ServerSpec[], launch: Launcher): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
     const next = new Map(servers.map((s) => [s.name, s]));
-    const removed = [...this.specs.keys()].filter((n) => !next.has(n));
-    const added = [...next.keys()].filter((n) => !this.specs.has(n));
-    const changed = [...next.keys()].filter((n) => this.specs.has(n) && digestOf(this.specs.get(n)) !== digestOf(next.get(n)));
+    const { added, removed, changed } = diffServers([...this.specs.values()], servers);
     const going = [...removed, ...changed].map((n) => this.upstreams.get(n)!);
     for (const up of going) {
       this.upstreams.delete(up.name);
@@ -334,4 +332,22 @@ export class Gateway {
       this.opts.log.debug(`notification ${n.method} from server "${server}" not forwarded: ${err.message}`);
     });
   }
+}
+
+export interface ServerDiff {
+  readonly added: string[];
+  readonly removed: string[];
+  /** Servers whose policy or command changed (their spec's digest differs). */
+  readonly changed: string[];
+}
+
+/** Which servers a reload adds, removes and changes. */
+export function diffServers(before: readonly ServerSpec[], after: readonly ServerSpec[]): ServerDiff {
+  const old = new Map(before.map((s) => [s.name, s]));
+  const next = new Map(after.map((s) => [s.name, s]));
+  return {
+    added: [...next.keys()].filter((n) => !old.has(n)),
+    removed: [...old.keys()].filter((n) => !next.has(n)),
+    changed: [...next.keys()].filter((n) => old.has(n) && digestOf(old.get(n)) !== digestOf(next.get(n))),
+  };
 }

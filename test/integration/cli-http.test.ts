@@ -2,6 +2,7 @@
 // once (or read from a configured secret and never shown), clients need it,
 // each session gets its servers in bubblewrap sandboxes, SIGTERM stops all.
 import { spawn, type ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { TINY } from "../helpers/gateway.js";
 import { NUCLEUS, ensureBuilt, tempConfig } from "../helpers/cli.js";
@@ -24,14 +25,14 @@ afterEach(async () => {
   cleanup = null;
 });
 
-async function serveHttp(toml: string, env: NodeJS.ProcessEnv = process.env): Promise<{ url: string; stderr: () => string }> {
+async function serveHttp(toml: string, env: NodeJS.ProcessEnv = process.env): Promise<{ url: string; stderr: () => string; path: string }> {
   const cfg = tempConfig(toml);
   cleanup = cfg.cleanup;
   let stderr = "";
   child = spawn(node, [NUCLEUS, "--log-level", "debug", "-c", cfg.path, "serve", "--http"], { stdio: ["ignore", "pipe", "pipe"], env });
   child.stderr!.on("data", (d) => (stderr += d));
   await expect.poll(() => stderr, { timeout: 20_000 }).toMatch(/serving MCP over Streamable HTTP at (http:\/\/\S+)/);
-  return { url: /serving MCP over Streamable HTTP at (http:\/\/\S+)/.exec(stderr)![1]!, stderr: () => stderr };
+  return { url: /serving MCP over Streamable HTTP at (http:\/\/\S+)/.exec(stderr)![1]!, stderr: () => stderr, path: cfg.path };
 }
 
 describe("nucleus serve --http", () => {
@@ -51,6 +52,25 @@ describe("nucleus serve --http", () => {
     child!.kill("SIGTERM");
     expect(await new Promise((r) => child!.once("exit", r))).toBe(0);
     expect(pids.filter(alive)).toEqual([]);
+  }, 60_000);
+
+  it("applies a reloaded config (SIGHUP) to open sessions too: a removed server is gone from them at once", async () => {
+    const second = server.replaceAll("servers.t]", "servers.u]").replace('"normal", "t"', '"normal", "u"');
+    const { url, stderr, path } = await serveHttp(`[gateway.http]\nport = 0\n\n${server}\n${second}`);
+    const token = /Authorization: Bearer (\S+)/.exec(stderr())![1]!;
+    const { client } = await connectHttp(url, { token });
+    expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(expect.arrayContaining(["t__echo", "u__echo"]));
+    await expect.poll(() => /server "u" ready \(.*\bpid=(\d+)/.exec(stderr())?.[1], { timeout: 10_000 }).toBeDefined();
+    const uPid = Number(/server "u" ready \(.*\bpid=(\d+)/.exec(stderr())![1]);
+    writeFileSync(path, `[gateway.http]\nport = 0\n\n${server}`);
+    child!.kill("SIGHUP");
+    await expect.poll(stderr, { timeout: 15_000 }).toMatch(/config reloaded: added \[\], removed \[u\], changed \[\] \(applied to 1 open HTTP session/);
+    // The open session lost the server: its process stopped, its tools are gone and a call is refused.
+    await expect.poll(() => alive(uPid), { timeout: 10_000 }).toBe(false);
+    expect((await client.listTools()).tools.map((t) => t.name)).not.toContain("u__echo");
+    await expect(client.callTool({ name: "u__echo", arguments: { message: "x" } })).rejects.toThrow(/unknown tool|not found/i);
+    expect(JSON.stringify((await client.callTool({ name: "t__echo", arguments: { message: "still here" } })).content)).toContain("still here");
+    await client.close();
   }, 60_000);
 
   it("takes the token from a configured secret and never prints it", async () => {

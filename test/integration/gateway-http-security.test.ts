@@ -168,6 +168,15 @@ describe("HTTP gateway: listening", () => {
     await expect(startHttpGateway({ ...base, host: "127.0.0.1", allowedOrigins: ["*"] })).rejects.toMatchObject({ hint: expect.stringMatching(/"\*" is not accepted/) });
   });
 
+  it("asks a longer, varied token of an endpoint reachable from the network", async () => {
+    const open = { ...base, host: "0.0.0.0", port: 0, insecureListenAny: true };
+    for (const token of ["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "password12345678", "abababababababababababababababab12"]) {
+      await expect(startHttpGateway({ ...open, token })).rejects.toThrow(/at least 32 characters, with at least 12 different ones/);
+    }
+    const g2 = await startHttpGateway({ ...open, token: "Zx9-q2LmT7vB4nR1wY6kP3sJ8dF5hG0c" });
+    await g2.close();
+  });
+
   it("names the port when it is in use", async () => {
     await expect(startHttpGateway({ ...base, host: "127.0.0.1", port: g.http.port })).rejects.toThrow(/EADDRINUSE/);
   });

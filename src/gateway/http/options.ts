@@ -3,6 +3,7 @@
 // refused) and the bearer token generator. Not responsible for serving.
 
 import { randomBytes } from "node:crypto";
+import { GATEWAY_DEFAULTS } from "../../config/sections.js";
 import { isLoopbackHost } from "../../policy/loopback.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { NucleusError, refused } from "../../errors.js";
@@ -42,18 +43,21 @@ export interface HttpGatewayOptions {
   readonly insecureListenAny?: boolean;
 }
 
-/** Defaults for `[gateway.http]`; maxBodyBytes matches the gateway's default max_message_bytes. */
+/** Defaults for `[gateway.http]`, from the config's own (one source); maxBodyBytes is [gateway] max_message_bytes. */
 export const HTTP_DEFAULTS = {
-  host: "127.0.0.1",
-  port: 8848,
+  host: GATEWAY_DEFAULTS.httpListen,
+  port: GATEWAY_DEFAULTS.httpPort,
   path: "/mcp",
   allowedOrigins: [] as readonly string[],
-  maxBodyBytes: 16 * 1024 * 1024,
-  maxSessions: 8,
-  idleTimeoutMs: 15 * 60_000,
+  maxBodyBytes: GATEWAY_DEFAULTS.maxMessageBytes,
+  maxSessions: GATEWAY_DEFAULTS.httpMaxSessions,
+  idleTimeoutMs: GATEWAY_DEFAULTS.httpIdleTimeoutMs,
 } as const;
 
 export const MIN_TOKEN_LENGTH = 16;
+/** Off loopback anyone on the network may guess: a longer token with some variety (a generated one has 43). */
+export const MIN_NETWORK_TOKEN_LENGTH = 32;
+const MIN_NETWORK_TOKEN_DISTINCT = 12;
 const TOKEN_CHARS = /^[\x21-\x7e]+$/; // visible ASCII: what an HTTP header can carry unchanged
 
 /** A random bearer token (256 bits, base64url). The caller prints it once, to stderr. */
@@ -76,6 +80,13 @@ export function validateHttpOptions(o: HttpGatewayOptions): void {
     throw usage(
       `the HTTP bearer token must be at least ${MIN_TOKEN_LENGTH} visible ASCII characters without spaces`,
       `leave the token unset to have a random one generated, or write a longer one to the token file`,
+    );
+  }
+  if (!isLoopbackHost(o.host) && (o.token.length < MIN_NETWORK_TOKEN_LENGTH || new Set(o.token).size < MIN_NETWORK_TOKEN_DISTINCT)) {
+    // SECURITY: off loopback there is no local-only barrier: a short or repetitive token is guessable.
+    throw usage(
+      `the HTTP bearer token must be at least ${MIN_NETWORK_TOKEN_LENGTH} characters, with at least ${MIN_NETWORK_TOKEN_DISTINCT} different ones, when the gateway listens on a non-loopback address`,
+      `leave the token unset to have a random one generated, or write one made by \`openssl rand -base64 32\` to the token file`,
     );
   }
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw usage(`HTTP port ${o.port} is not a TCP port`, `use 0..65535`);

@@ -4,20 +4,23 @@
 // responsible for what a gateway does, nor for where the token comes from.
 
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { isInitializeRequest, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
+import { isInitializeRequest, isJSONRPCRequest, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
 import { NucleusError } from "../../errors.js";
 import { readBody, sendRefusal } from "./body.js";
 import { checkHost, checkOrigin, makeBearerCheck, SERVER_ERROR, type Refusal } from "./guard.js";
 import { isLoopbackHost } from "../../policy/loopback.js";
-import { validateHttpOptions, type HttpGatewayOptions } from "./options.js";
+import { validateHttpOptions, type HttpGatewayOptions, type SessionGateway } from "./options.js";
+import { RefusalLog } from "./refusal-log.js";
 import { SessionTable, type Session } from "./sessions.js";
 
 export interface HttpGateway {
-  /** The MCP endpoint, e.g. http://127.0.0.1:8848/mcp (with the port actually bound). */
+  /** The MCP endpoint, e.g. http://127.0.0.1:8787/mcp (with the port actually bound). */
   readonly url: string;
   readonly port: number;
   /** Number of sessions alive (including one still initializing). */
   sessions(): number;
+  /** The gateways of the sessions alive and not closing (e.g. to apply a reloaded config to them). */
+  gateways(): SessionGateway[];
   /** Stops listening, closes every session (stopping its servers) and drops every connection. */
   close(): Promise<void>;
 }
@@ -25,6 +28,12 @@ export interface HttpGateway {
 const PARSE_ERROR = -32700;
 const INVALID_REQUEST = -32600;
 const SESSION_NOT_FOUND = -32001; // what the SDK's transport answers for an unknown session
+/** Connections open at once (SSE streams included): far above what max_sessions clients use. */
+export const MAX_CONNECTIONS = 256;
+/** Time for a client to send its request headers. */
+const HEADERS_TIMEOUT_MS = 10_000;
+/** Time for a client to send a whole request (a response stream may then stay open). */
+const REQUEST_TIMEOUT_MS = 60_000;
 
 export async function startHttpGateway(opts: HttpGatewayOptions): Promise<HttpGateway> {
   validateHttpOptions(opts);
@@ -36,8 +45,10 @@ export async function startHttpGateway(opts: HttpGatewayOptions): Promise<HttpGa
   let port = 0;
   let shuttingDown = false;
 
+  // SECURITY: a client guessing tokens must not flood the log: one warning per window, with a count.
+  const refusals = new RefusalLog(log);
   const refuse = (req: IncomingMessage, res: ServerResponse, r: Refusal, closeConnection = false) => {
-    if (r.status === 401 || r.status === 403) log.warn(`refused an HTTP request: ${r.message}`, { status: r.status });
+    if (r.status === 401 || r.status === 403) refusals.refused(r.status, r.message, req.socket.remoteAddress);
     else log.debug(`refused an HTTP request: ${r.message}`, { status: r.status, method: req.method });
     sendRefusal(res, r, { closeConnection });
   };
@@ -57,10 +68,13 @@ export async function startHttpGateway(opts: HttpGatewayOptions): Promise<HttpGa
       return refuse(req, res, { status: 405, code: SERVER_ERROR, message: "Method not allowed.", headers: { Allow: "GET, POST, DELETE" } });
     }
     const sid = req.headers["mcp-session-id"];
-    if (Array.isArray(sid)) return refuse(req, res, { status: 400, code: SERVER_ERROR, message: "Bad Request: more than one Mcp-Session-Id header" });
+    // (Node joins repeated headers of this kind with ", "; a session id never holds a comma.)
+    if (Array.isArray(sid) || sid?.includes(",")) return refuse(req, res, { status: 400, code: SERVER_ERROR, message: "Bad Request: more than one Mcp-Session-Id header" });
 
     let parsed: unknown;
     let initialize = false;
+    /** Ids of the client requests this POST carries (their answers go on its response stream). */
+    let requestIds: Array<string | number> = [];
     if (method === "POST") {
       const body = await readBody(req, opts.maxBodyBytes);
       if (body.kind === "aborted") return;
@@ -78,6 +92,7 @@ export async function startHttpGateway(opts: HttpGatewayOptions): Promise<HttpGa
         return refuse(req, res, { status: 400, code: INVALID_REQUEST, message: "Invalid Request: the body is not a JSON-RPC 2.0 message" });
       }
       initialize = messages.some(isInitializeRequest);
+      requestIds = messages.filter(isJSONRPCRequest).map((m) => m.id);
     }
 
     let session: Session | null | undefined;
@@ -100,7 +115,10 @@ export async function startHttpGateway(opts: HttpGatewayOptions): Promise<HttpGa
     }
     table.begin(session);
     const current = session;
-    res.once("close", () => table.end(current));
+    res.once("close", () => {
+      table.end(current);
+      if (requestIds.length > 0) current.relay.streamClosed(requestIds);
+    });
     await session.transport.handleRequest(req, res, parsed);
   }
 
@@ -111,6 +129,11 @@ export async function startHttpGateway(opts: HttpGatewayOptions): Promise<HttpGa
       sendRefusal(res, { status: 500, code: -32603, message: "Internal error" }, { closeConnection: true });
     });
   });
+  // SECURITY: bounded connections and prompt headers: idle or slow unauthenticated connections cannot use up
+  // the gateway's file descriptors (which its servers need too).
+  server.maxConnections = Math.max(MAX_CONNECTIONS, 4 * opts.maxSessions);
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
   server.on("clientError", (_err, socket) => {
     // Malformed HTTP (bad request line, oversized headers): answer 400 and drop the connection.
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
@@ -144,6 +167,7 @@ export async function startHttpGateway(opts: HttpGatewayOptions): Promise<HttpGa
     url,
     port,
     sessions: () => table.size,
+    gateways: () => table.gateways(),
     close() {
       closing ??= (async () => {
         shuttingDown = true;

@@ -66,6 +66,14 @@ export class SessionTransport implements Transport {
     return this.inner.send(message, options);
   }
 
+  /**
+   * The HTTP response stream that carried these client requests is gone (the client dropped it without a
+   * cancellation): a server→client request must not be sent there, where it would be lost.
+   */
+  streamClosed(ids: readonly RequestId[]): void {
+    for (const id of ids) this.forget(id);
+  }
+
   private forget(id: RequestId): void {
     const i = this.inflight.lastIndexOf(id);
     if (i >= 0) this.inflight.splice(i, 1);

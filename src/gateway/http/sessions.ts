@@ -13,6 +13,8 @@ export interface Session {
   id: string | undefined;
   readonly gateway: SessionGateway;
   readonly transport: StreamableHTTPServerTransport;
+  /** The gateway's side of the transport: told when a request's stream is gone. */
+  readonly relay: SessionTransport;
   /** HTTP requests of this session still open (an SSE stream counts). */
   open: number;
   idleTimer: NodeJS.Timeout | undefined;
@@ -37,6 +39,11 @@ export class SessionTable {
     return this.all.size;
   }
 
+  /** The gateways of every session not closing (initializing ones included: they serve what they were made with). */
+  gateways(): SessionGateway[] {
+    return [...this.all].filter((s) => !s.closing).map((s) => s.gateway);
+  }
+
   get(id: string): Session | undefined {
     return this.live.get(id);
   }
@@ -58,11 +65,11 @@ export class SessionTable {
       onsessionclosed: () => this.close(session, "ended by the client (DELETE)"),
     });
     const gateway = this.opts.createSession({ session: short(id) });
-    session = { id: undefined, gateway, transport, open: 0, idleTimer: undefined, closing: undefined };
+    const relay = new SessionTransport(transport);
+    session = { id: undefined, gateway, transport, relay, open: 0, idleTimer: undefined, closing: undefined };
     this.all.add(session);
-    const wrapped = new SessionTransport(transport);
     try {
-      await gateway.connect(wrapped);
+      await gateway.connect(relay);
     } catch (err) {
       await this.close(session, `could not start: ${(err as Error).message}`);
       throw err;

@@ -400,6 +400,12 @@ from = "env"
       expect.stringMatching(/^gateway\.http\.token: unknown secret "NOPE"/),
     ]);
   });
+
+  it("refuses to hand the HTTP endpoint's bearer token to a server", async () => {
+    const text = `[gateway.http]\ntoken = "HTOK"\n[secrets.HTOK]\nfrom = "env"\n[servers.a]\n${node}\nsecrets = ["HTOK"]\n`;
+    const res = await t.check(text);
+    expect(problemLines(res)).toEqual([expect.stringMatching(/^servers\.a\.secrets: "HTOK" is the HTTP endpoint's bearer token/)]);
+  });
 });
 
 describe("checkConfigText", () => {
