@@ -41,6 +41,8 @@ export class Catalog {
     serverNames: readonly string[],
     private readonly prefix: boolean,
     private readonly toolPolicy: (server: string) => ToolPolicy,
+    /** Whether an exposed name would show a secret (it is then left out); none by default. */
+    private readonly masked: (server: string, exposed: string) => boolean = () => false,
   ) {
     this.order = [...serverNames];
   }
@@ -88,6 +90,7 @@ export class Catalog {
     for (const server of this.order) {
       for (const tool of this.servers.get(server)?.tools ?? []) {
         const exposed = exposedName(server, tool.name, this.prefix);
+        if (this.masked(server, exposed)) continue;
         const origin = { server, original: tool.name };
         if (!toolVisible(tool.name, this.toolPolicy(server))) {
           hidden.set(exposed, origin);
@@ -105,6 +108,7 @@ export class Catalog {
     for (const server of this.order) {
       for (const prompt of this.servers.get(server)?.prompts ?? []) {
         const exposed = exposedName(server, prompt.name, this.prefix);
+        if (this.masked(server, exposed)) continue;
         candidates.push({ exposed, origin: { server, original: prompt.name }, item: { ...prompt, name: exposed } });
       }
     }

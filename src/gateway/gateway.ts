@@ -75,6 +75,9 @@ export class Gateway {
       opts.servers.map((s) => s.name),
       opts.prefix,
       (name) => this.specs.get(name)!.tools,
+      // SECURITY: a name made of allowed characters may spell a secret only once the server's own name was
+      // cleaned up (ghp.X → ghp_X): such an item is not offered.
+      (server, exposed) => this.out(server, exposed) !== exposed,
     );
     this.toolCalls = {
       ensureTools: () => this.sync.ensure("tools"),

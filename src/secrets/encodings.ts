@@ -4,6 +4,8 @@
 
 /** Partial forms (base64 cores) shorter than this are not masked: they would hit ordinary text and base64 data too often. */
 export const MIN_PARTIAL_LENGTH = 8;
+/** Wrapped base64 lines masked per width (76, 64): values up to about 3.6 KB are covered whole. */
+export const MAX_WRAPPED_LINES = 64;
 /** Lines of a multi-line value (a PEM key) at least this long are masked on their own too. */
 export const MIN_LINE_LENGTH = 16;
 
@@ -19,12 +21,24 @@ export function secretForms(value: string): string[] {
   if (value.trim() !== value && value.trim().length >= 4) forms.add(value.trim());
   const once = jsonEscape(value);
   whole.push(once, jsonEscape(once));
-  whole.push(encodeURIComponent(value), safeEncodeUri(value), new URLSearchParams({ v: value }).toString().slice(2));
+  // JSON as other languages write it: non-ASCII as \uXXXX (Python's ensure_ascii, either case), "/" escaped as
+  // well (PHP's default).
+  const slashed = once.replace(/\//g, "\\/");
+  whole.push(slashed, asciiEscape(once, false), asciiEscape(once, true), asciiEscape(slashed, false), asciiEscape(slashed, true));
+  const uriComponent = encodeURIComponent(value);
+  whole.push(uriComponent, safeEncodeUri(value), new URLSearchParams({ v: value }).toString().slice(2));
+  // Percent-encoding with lower-case hex digits (some encoders write %2f).
+  whole.push(uriComponent.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()));
   const bytes = Buffer.from(value, "utf8");
   whole.push(bytes.toString("hex"), bytes.toString("hex").toUpperCase());
   const b64 = bytes.toString("base64");
   whole.push(b64, b64.replace(/=+$/, ""), bytes.toString("base64url"));
   partial.push(...base64Cores(bytes));
+  // MIME (76 characters a line) and PEM (64) wrapped base64 of the value: each whole line (for the first
+  // MAX_WRAPPED_LINES lines: a longer value's later lines are a documented limit, not thousands of forms).
+  for (const width of [76, 64]) {
+    for (let i = 0; i + width <= b64.length && i < width * MAX_WRAPPED_LINES; i += width) partial.push(b64.slice(i, i + width));
+  }
   if (/[\r\n]/.test(value)) {
     for (const line of value.split(/\r?\n/)) {
       const t = line.trim();
@@ -38,6 +52,14 @@ export function secretForms(value: string): string[] {
 
 function jsonEscape(s: string): string {
   return JSON.stringify(s).slice(1, -1);
+}
+
+/** `json` (already JSON-escaped) with every non-ASCII UTF-16 unit as \uXXXX. */
+function asciiEscape(json: string, upper: boolean): string {
+  return json.replace(/[\u0080-\uffff]/g, (c) => {
+    const hex = c.charCodeAt(0).toString(16).padStart(4, "0");
+    return `\\u${upper ? hex.toUpperCase() : hex}`;
+  });
 }
 
 function safeEncodeUri(s: string): string {

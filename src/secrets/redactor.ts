@@ -11,10 +11,25 @@ export const REDACTED = "[REDACTED]";
 /** Deeper than this, a JSON value being redacted is masked whole. */
 export const MAX_JSON_DEPTH = 256;
 
+/**
+ * Forms longer than this are searched with indexOf rather than in the one combined regular
+ * expression: V8 refuses to compile a pattern of a few hundred thousand characters (a 20 KB
+ * certificate bundle and its encodings), and would say so in an error holding the pattern.
+ */
+export const LONG_FORM_LENGTH = 512;
+
+interface Span {
+  start: number;
+  end: number;
+}
+
 export class SecretRedactor {
   private readonly forms = new Set<string>();
   private readonly names = new Set<string>();
+  /** Short forms, combined (null when there are none). */
   private pattern: RegExp | null = null;
+  /** Long forms (or every form, should the pattern not compile), longest first. */
+  private long: string[] = [];
 
   /** The redactor as a plain function, for `logger.setRedactor(redactor.fn)`. */
   readonly fn = (text: string): string => this.redact(text);
@@ -46,40 +61,71 @@ export class SecretRedactor {
     return [...this.names].sort();
   }
 
-  /** Replaces every occurrence of any form with REDACTED; overlapping occurrences are masked as one span. */
+  private get empty(): boolean {
+    return this.pattern === null && this.long.length === 0;
+  }
+
+  /**
+   * Replaces every occurrence of any form with REDACTED; overlapping occurrences are masked as one span.
+   * SECURITY: fails closed: should matching itself fail, the whole text is masked.
+   */
   redact(text: string): string {
-    const re = this.pattern;
-    if (re === null || text.length === 0) return text;
-    re.lastIndex = 0;
-    let m = re.exec(text);
-    if (m === null) return text;
+    if (this.empty || text.length === 0) return text;
+    let spans: Span[];
+    try {
+      spans = this.spans(text);
+    } catch {
+      return REDACTED;
+    }
+    if (spans.length === 0) return text;
     let out = "";
     let copied = 0;
-    let spanStart = m.index;
-    let spanEnd = m.index + m[0].length;
-    for (;;) {
-      // Restart one past the match start: a second form may begin inside this one and end after it.
-      re.lastIndex = m.index + 1;
-      m = re.exec(text);
-      if (m !== null && m.index <= spanEnd) {
-        spanEnd = Math.max(spanEnd, m.index + m[0].length);
-        continue;
-      }
-      out += text.slice(copied, spanStart) + REDACTED;
-      copied = spanEnd;
-      if (m === null) break;
-      spanStart = m.index;
-      spanEnd = m.index + m[0].length;
+    for (const sp of spans) {
+      out += text.slice(copied, sp.start) + REDACTED;
+      copied = sp.end;
     }
     return out + text.slice(copied);
   }
 
-  /** True when `text` contains any form of any registered secret. */
+  /** True when `text` contains any form of any registered secret (true, failing closed, should matching fail). */
   contains(text: string): boolean {
+    if (this.empty) return false;
+    try {
+      const re = this.pattern;
+      if (re !== null) {
+        re.lastIndex = 0;
+        if (re.test(text)) return true;
+      }
+      return this.long.some((f) => text.includes(f));
+    } catch {
+      return true;
+    }
+  }
+
+  /** Every occurrence of every form, merged into disjoint spans in order. */
+  private spans(text: string): Span[] {
+    const found: Span[] = [];
     const re = this.pattern;
-    if (re === null) return false;
-    re.lastIndex = 0;
-    return re.test(text);
+    if (re !== null) {
+      re.lastIndex = 0;
+      for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+        found.push({ start: m.index, end: m.index + m[0].length });
+        // Restart one past the match start: a second form may begin inside this one and end after it.
+        re.lastIndex = m.index + 1;
+      }
+    }
+    for (const form of this.long) {
+      for (let at = text.indexOf(form); at >= 0; at = text.indexOf(form, at + 1)) found.push({ start: at, end: at + form.length });
+    }
+    if (found.length <= 1) return found;
+    found.sort((a, b) => a.start - b.start);
+    const merged: Span[] = [found[0]!];
+    for (const sp of found.slice(1)) {
+      const last = merged[merged.length - 1]!;
+      if (sp.start <= last.end) last.end = Math.max(last.end, sp.end);
+      else merged.push(sp);
+    }
+    return merged;
   }
 
   /**
@@ -88,7 +134,7 @@ export class SecretRedactor {
    * REDACTED string). Returns the same object when nothing matched.
    */
   redactJson<T>(value: T): T {
-    if (this.pattern === null) return value;
+    if (this.empty) return value;
     let serialised: string | undefined;
     try {
       serialised = JSON.stringify(value);
@@ -119,7 +165,18 @@ export class SecretRedactor {
 
   private compile(): void {
     const sorted = [...this.forms].sort((a, b) => b.length - a.length);
-    this.pattern = new RegExp(sorted.map(escapeRegExp).join("|"), "g");
+    const short = sorted.filter((f) => f.length <= LONG_FORM_LENGTH);
+    this.long = sorted.filter((f) => f.length > LONG_FORM_LENGTH);
+    this.pattern = null;
+    if (short.length === 0) return;
+    try {
+      const re = new RegExp(short.map(escapeRegExp).join("|"), "g");
+      re.test(""); // V8 compiles on first use: fail here, not in the middle of masking
+      this.pattern = re;
+    } catch {
+      // SECURITY: never lose a form: search them all with indexOf (the error, which quotes the pattern, is dropped).
+      this.long = sorted;
+    }
   }
 }
 

@@ -144,3 +144,50 @@ describe("SecretRedactor with untidy values", () => {
     expect(depth).toBeLessThanOrEqual(MAX_JSON_DEPTH + 1);
   });
 });
+
+describe("SecretRedactor with large values", () => {
+  // A certificate bundle or kubeconfig: far beyond what one regular expression of every form can hold.
+  const big = Array.from({ length: 1500 }, (_, i) => `line-${i}-${"k".repeat(10)}${i * 7919}`).join("\n").slice(0, 40_000);
+
+  it("masks a 40 KB value and its encodings, and never throws (nor says the value in an error)", () => {
+    const r = new SecretRedactor();
+    r.add("BUNDLE", big);
+    expect(r.redact(`before ${big} after`)).toBe(`before ${REDACTED} after`);
+    expect(r.redact(`b64: ${Buffer.from(big).toString("base64")}`)).toBe(`b64: ${REDACTED}`);
+    expect(r.redact(JSON.stringify({ v: big }))).not.toContain("line-1234-");
+    expect(r.contains(`x${big}x`)).toBe(true);
+    expect(r.contains("nothing here")).toBe(false);
+    expect(r.redactJson({ a: [`..${big}..`] })).toEqual({ a: [`..${REDACTED}..`] });
+  });
+
+  it("masks a 1 MiB value beside short ones, each where it occurs", () => {
+    const r = new SecretRedactor();
+    const huge = "Q".repeat(1024 * 1024 - 8) + "-end-123";
+    r.add("HUGE", huge);
+    r.add("SHORT", "short-secret-9");
+    expect(r.redact(`a short-secret-9 b ${huge} c`)).toBe(`a ${REDACTED} b ${REDACTED} c`);
+  });
+});
+
+describe("SecretRedactor with encodings other languages write", () => {
+  const r = redactor("pä/ss+word=42€-AKIA/x");
+
+  it("masks JSON with escaped slashes (PHP) and \\uXXXX escapes (Python's ensure_ascii), in either case", () => {
+    expect(r.redact('{"k":"p\\u00e4\\/ss+word=42\\u20ac-AKIA\\/x"}')).toBe(`{"k":"${REDACTED}"}`);
+    expect(r.redact('{"k":"p\\u00E4/ss+word=42\\u20AC-AKIA/x"}')).toBe(`{"k":"${REDACTED}"}`);
+    expect(r.redact('{"k":"pä\\/ss+word=42€-AKIA\\/x"}')).toBe(`{"k":"${REDACTED}"}`);
+  });
+
+  it("masks lower-case percent-encoding", () => {
+    const lower = encodeURIComponent("pä/ss+word=42€-AKIA/x").replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase());
+    expect(r.redact(`q=${lower}&x=1`)).toBe(`q=${REDACTED}&x=1`);
+  });
+
+  it("masks MIME-wrapped base64 line by line", () => {
+    const value = "wrapped-secret-" + "z".repeat(120);
+    const w = redactor(value);
+    const wrapped = Buffer.from(value).toString("base64").replace(/(.{76})/g, "$1\r\n");
+    const out = w.redact(wrapped);
+    for (const line of wrapped.split("\r\n").filter((l) => l.length === 76)) expect(out).not.toContain(line);
+  });
+});
