@@ -325,7 +325,9 @@ export class Upstream {
       const sandbox = this.sandbox;
       if (sandbox) await Promise.race([sandbox.exited, sleep(300, undefined, { ref: false })]);
       const how = this.lastExit ? ` (server "${this.name}" ${exitPhrase(this.lastExit)})` : "";
-      return wire.internal(`server "${this.name}" stopped while handling ${method}${how}; it is being restarted`);
+      // (Stopped for good — gateway shutdown, session end, removed by a reload — it is not restarted.)
+      const next = this.stopped() ? "it was stopped by the gateway" : "it is being restarted";
+      return wire.internal(`server "${this.name}" stopped while handling ${method}${how}; ${next}`);
     }
     const local = (err.data as { timeout?: unknown } | undefined)?.timeout !== undefined;
     if (err.code === ErrorCode.RequestTimeout && local) {

@@ -62,8 +62,12 @@ describe("nucleus serve --http", () => {
     expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(expect.arrayContaining(["t__echo", "u__echo"]));
     await expect.poll(() => /server "u" ready \(.*\bpid=(\d+)/.exec(stderr())?.[1], { timeout: 10_000 }).toBeDefined();
     const uPid = Number(/server "u" ready \(.*\bpid=(\d+)/.exec(stderr())![1]);
+    // A call in flight on the server the reload removes fails at once, saying the gateway stopped it.
+    const inFlight = client.callTool({ name: "u__sleep", arguments: { ms: 30_000 } }).then(() => "answered", (e: Error) => e.message);
+    await new Promise((r) => setTimeout(r, 1000)); // (sequencing only: the call reaches the server, which sleeps 30 s)
     writeFileSync(path, `[gateway.http]\nport = 0\n\n${server}`);
     child!.kill("SIGHUP");
+    expect(await inFlight).toMatch(/server "u" stopped while handling tools\/call.*it was stopped by the gateway/);
     await expect.poll(stderr, { timeout: 15_000 }).toMatch(/config reloaded: added \[\], removed \[u\], changed \[\] \(applied to 1 open HTTP session/);
     // The open session lost the server: its process stopped, its tools are gone and a call is refused.
     await expect.poll(() => alive(uPid), { timeout: 10_000 }).toBe(false);
