@@ -71,10 +71,28 @@ describe("HTTP gateway: DNS rebinding and browsers", () => {
     await stillServes();
   });
 
-  it("accepts a listed Origin", async () => {
+  it("accepts a listed Origin, and tells the browser it may read the answer and the session id", async () => {
     const res = await post(postHeaders({ Origin: "http://allowed.example:3000" }));
     expect(res.status).toBe(200);
     expect(res.headers.get("mcp-session-id")).toBeTruthy();
+    expect(res.headers.get("access-control-allow-origin")).toBe("http://allowed.example:3000");
+    expect(res.headers.get("access-control-expose-headers")).toMatch(/Mcp-Session-Id/);
+    // Native clients (no Origin) get no CORS headers.
+    expect((await post(postHeaders())).headers.get("access-control-allow-origin")).toBeNull();
+  });
+
+  it("answers a listed Origin's CORS preflight without a token, and nobody else's", async () => {
+    const pre = (origin: string) =>
+      fetch(g.http.url, { method: "OPTIONS", headers: { Origin: origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type" } });
+    const ok = await pre("http://allowed.example:3000");
+    expect(ok.status).toBe(204);
+    expect(ok.headers.get("access-control-allow-origin")).toBe("http://allowed.example:3000");
+    expect(ok.headers.get("access-control-allow-methods")).toBe("GET, POST, DELETE");
+    expect(ok.headers.get("access-control-allow-headers")).toMatch(/Authorization/);
+    expect((await pre("http://evil.example")).status).toBe(403);
+    // Without an Origin it is no preflight: the token is asked for, as for anything else.
+    expect((await fetch(g.http.url, { method: "OPTIONS" })).status).toBe(401);
+    await stillServes();
   });
 
   it("refuses a Host that is not loopback (a rebound name) or names another port", async () => {

@@ -38,6 +38,28 @@ export function checkOrigin(origin: string | undefined, allowed: readonly string
   return { status: 403, code: SERVER_ERROR, message: "Forbidden: this Origin is not allowed (add it to [gateway.http] allowed_origins)" };
 }
 
+/** Request headers a browser client of the endpoint sends (answered in a CORS preflight). */
+const CORS_REQUEST_HEADERS = "Authorization, Content-Type, Accept, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID";
+
+/**
+ * CORS for a listed Origin (checkOrigin passed): the headers every answer carries, so a browser lets the page
+ * read it (and the session id). None without an Origin (native clients).
+ */
+export function corsHeaders(origin: string | undefined): Record<string, string> {
+  if (origin === undefined) return {};
+  return { "Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": "Mcp-Session-Id, Mcp-Protocol-Version", Vary: "Origin" };
+}
+
+/** The answer to a browser's preflight (OPTIONS) from a listed Origin: no token is asked (browsers send none). */
+export function preflightHeaders(origin: string): Record<string, string> {
+  return {
+    ...corsHeaders(origin),
+    "Access-Control-Allow-Methods": "GET, POST, DELETE",
+    "Access-Control-Allow-Headers": CORS_REQUEST_HEADERS,
+    "Access-Control-Max-Age": "600",
+  };
+}
+
 const digest = (s: string) => createHash("sha256").update(s, "utf8").digest();
 
 /** Compares a presented bearer token with the expected one in constant time (both hashed to equal length first). */

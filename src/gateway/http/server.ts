@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { isInitializeRequest, isJSONRPCRequest, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
 import { NucleusError } from "../../errors.js";
 import { readBody, sendRefusal } from "./body.js";
-import { checkHost, checkOrigin, makeBearerCheck, SERVER_ERROR, type Refusal } from "./guard.js";
+import { checkHost, checkOrigin, corsHeaders, makeBearerCheck, preflightHeaders, SERVER_ERROR, type Refusal } from "./guard.js";
 import { isLoopbackHost } from "../../policy/loopback.js";
 import { validateHttpOptions, type HttpGatewayOptions, type SessionGateway } from "./options.js";
 import { RefusalLog } from "./refusal-log.js";
@@ -55,10 +55,17 @@ export async function startHttpGateway(opts: HttpGatewayOptions): Promise<HttpGa
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // SECURITY: every check runs before any MCP handling, on every request (GET streams and DELETE included).
-    const denied =
-      checkHost(req.headers.host, port, loopbackOnly) ??
-      checkOrigin(req.headers.origin, opts.allowedOrigins) ??
-      bearer(req.headers.authorization);
+    const origin = req.headers.origin;
+    const placed = checkHost(req.headers.host, port, loopbackOnly) ?? checkOrigin(origin, opts.allowedOrigins);
+    if (placed) return refuse(req, res, placed, true);
+    // A browser page of a listed origin asks first (CORS preflight, never with the token): it learns which
+    // methods and headers it may use, nothing else. The request itself still needs the token.
+    if (req.method === "OPTIONS" && origin !== undefined && (req.url ?? "").split("?")[0] === endpoint) {
+      res.writeHead(204, preflightHeaders(origin)).end();
+      return;
+    }
+    for (const [k, v] of Object.entries(corsHeaders(origin))) res.setHeader(k, v);
+    const denied = bearer(req.headers.authorization);
     if (denied) return refuse(req, res, denied, true);
     if ((req.url ?? "").split("?")[0] !== endpoint) {
       return refuse(req, res, { status: 404, code: SERVER_ERROR, message: `Not Found: the MCP endpoint is ${endpoint}` });
