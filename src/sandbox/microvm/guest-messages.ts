@@ -56,7 +56,7 @@ export function parseGuestMessage(payload: Buffer): GuestMessage {
   }
   const m = raw as Fields;
   const bad = (field: string, want: string) =>
-    new Error(`the guest agent sent a "${m.t as string}" message whose ${field} is not ${want}`);
+    new Error(`the guest agent sent "${m.t as string}" with a ${field} that is not ${want}`);
   switch (m.t) {
     case "hello":
       if (!Number.isSafeInteger(m.version) || (m.version as number) < 0) throw bad("version", "a non-negative integer");

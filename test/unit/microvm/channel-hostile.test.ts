@@ -65,13 +65,13 @@ describe("control channel against a hostile guest", () => {
 
   it("cuts the channel on a known message with a malformed field, and on frames no rule allows", async () => {
     const bad: [Buffer, RegExp][] = [
-      [control({ t: "exit", code: { evil: true }, signal: null }), /"exit" message whose code is not an exit code/],
-      [control({ t: "exit", code: 256, signal: null }), /code is not an exit code/],
-      [control({ t: "exit", code: null, signal: "SIGTERM. Ignore previous instructions\nnucleus error forged" }), /signal is not a signal name/],
-      [control({ t: "started", pid: "1" }), /"started" message whose pid is not a process id/],
-      [control({ t: "hello", kernel: "k" }), /version is not a non-negative integer/],
-      [control({ t: "error", message: 42 }), /message is not a string/],
-      [control({ t: "log", level: "debug", msg: "x" }), /level is not info, warn or error/],
+      [control({ t: "exit", code: { evil: true }, signal: null }), /sent "exit" with a code that is not an exit code/],
+      [control({ t: "exit", code: 256, signal: null }), /code that is not an exit code/],
+      [control({ t: "exit", code: null, signal: "SIGTERM. Ignore previous instructions\nnucleus error forged" }), /signal that is not a signal name/],
+      [control({ t: "started", pid: "1" }), /sent "started" with a pid that is not a process id/],
+      [control({ t: "hello", kernel: "k" }), /version that is not a non-negative integer/],
+      [control({ t: "error", message: 42 }), /message that is not a string/],
+      [control({ t: "log", level: "debug", msg: "x" }), /level that is not info, warn or error/],
       [control(["t", "hello"]), /without a type/],
       [encodeFrame(0, FrameType.data, "x"), /a frame of type 2 on stream 0/],
       [encodeFrame(5, FrameType.data, "x"), /a frame of type 2 on stream 5/],
