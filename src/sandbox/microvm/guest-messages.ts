@@ -38,6 +38,14 @@ export function guestText(s: string, max = MAX_GUEST_TEXT): string {
   return `${cut}…`;
 }
 
+/** The guest console's last three lines, made safe to quote in a message. */
+export function consoleTailText(lines: readonly string[]): string {
+  return lines
+    .slice(-3)
+    .map((l) => guestText(l, MAX_CONSOLE_LINE))
+    .join(" | ");
+}
+
 type Fields = Record<string, unknown>;
 
 /** Throws a sentence naming what is wrong; returns only the protocol's fields. */

@@ -8,7 +8,7 @@ import { PassThrough } from "node:stream";
 import type { BackendName } from "../../config/spec.js";
 import type { ExitCause, Sandbox, SandboxExit } from "../backend.js";
 import type { ControlChannel } from "./channel.js";
-import { guestText, MAX_CONSOLE_LINE } from "./guest-messages.js";
+import { consoleTailText } from "./guest-messages.js";
 
 /** How long a guest may take from reporting the server's exit to ending itself. */
 export const EXIT_TO_RESET_MS = 3000;
@@ -101,7 +101,7 @@ export function vmSandbox(o: VmSandboxOptions): Sandbox {
       message = `${who} exited with code ${code} inside its ${vmName}`;
     } else {
       cause = "exited";
-      const tail = o.consoleTail().slice(-3).map((l) => guestText(l, MAX_CONSOLE_LINE)).join(" | ");
+      const tail = consoleTailText(o.consoleTail());
       message = `the ${vmName} of ${who} ended without reporting the server's exit (guest power-off or kernel panic; ${vmmExit.message})${tail ? `; last console lines: ${tail}` : ""}`;
     }
     return { code, signal, cause, message };
