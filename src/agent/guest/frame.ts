@@ -37,30 +37,74 @@ export function encodeFrame(stream: number, type: FrameType, payload: Buffer | s
   return Buffer.concat([header, body]);
 }
 
-/** Incremental decoder with a bounded buffer: push chunks, get whole frames. */
+/**
+ * Incremental decoder with a bounded buffer: push chunks, get whole frames. The chunks of an
+ * incomplete frame are kept as they came and joined once the frame is whole, so a frame trickled
+ * in tiny pieces costs one copy, not one per piece.
+ */
 export class FrameDecoder {
-  private buf: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private total = 0;
+  /** Header of the frame being received, once its 9 bytes are in. */
+  private head: { stream: number; type: FrameType; len: number } | null = null;
 
   /** Returns the complete frames in `chunk`; throws on a malformed or oversized frame. */
   push(chunk: Buffer): Frame[] {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.total += chunk.length;
+    }
     const frames: Frame[] = [];
-    while (this.buf.length >= FRAME_HEADER_BYTES) {
-      const stream = this.buf.readUInt32BE(0);
-      const type = this.buf.readUInt8(4);
-      const len = this.buf.readUInt32BE(5);
-      if (type < FrameType.control || type > FrameType.close) throw new Error(`unknown frame type ${type}`);
-      if (len > MAX_FRAME_PAYLOAD) throw new Error(`frame of ${len} bytes exceeds the ${MAX_FRAME_PAYLOAD}-byte limit`);
-      if (this.buf.length < FRAME_HEADER_BYTES + len) break;
-      const payload = Buffer.from(this.buf.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + len));
-      frames.push({ stream, type: type as FrameType, payload });
-      this.buf = this.buf.subarray(FRAME_HEADER_BYTES + len);
+    for (;;) {
+      if (!this.head) {
+        if (this.total < FRAME_HEADER_BYTES) break;
+        const h = this.take(FRAME_HEADER_BYTES, false);
+        const type = h.readUInt8(4);
+        const len = h.readUInt32BE(5);
+        if (type < FrameType.control || type > FrameType.close) throw new Error(`unknown frame type ${type}`);
+        if (len > MAX_FRAME_PAYLOAD) throw new Error(`frame of ${len} bytes exceeds the ${MAX_FRAME_PAYLOAD}-byte limit`);
+        this.head = { stream: h.readUInt32BE(0), type: type as FrameType, len };
+      }
+      if (this.total < this.head.len) break;
+      frames.push({ stream: this.head.stream, type: this.head.type, payload: this.take(this.head.len, true) });
+      this.head = null;
     }
     return frames;
   }
 
   /** Bytes held waiting for the rest of a frame. */
   get pending(): number {
-    return this.buf.length;
+    return this.total + (this.head ? FRAME_HEADER_BYTES : 0);
+  }
+
+  /** Removes the first `n` bytes held; `copy`: always a fresh buffer (a payload must not pin a large chunk). */
+  private take(n: number, copy: boolean): Buffer {
+    const first = this.chunks[0];
+    let out: Buffer;
+    let used = 0;
+    if (first && first.length >= n) {
+      out = copy ? Buffer.from(first.subarray(0, n)) : first.subarray(0, n);
+      if (first.length === n) used = 1;
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      const parts: Buffer[] = [];
+      let left = n;
+      while (left > 0) {
+        const c = this.chunks[used]!;
+        if (c.length <= left) {
+          parts.push(c);
+          used++;
+          left -= c.length;
+        } else {
+          parts.push(c.subarray(0, left));
+          this.chunks[used] = c.subarray(left);
+          left = 0;
+        }
+      }
+      out = Buffer.concat(parts, n);
+    }
+    if (used > 0) this.chunks.splice(0, used);
+    this.total -= n;
+    return out;
   }
 }

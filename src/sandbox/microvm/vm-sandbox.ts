@@ -1,12 +1,14 @@
 // A running microVM as a Sandbox: the VMM's host process (spawnSandbox) plus the
 // guest agent's control channel. Maps the agent's report to the server's exit,
-// stops by asking the agent first and killing the VMM after the grace period.
+// stops by asking the agent first and killing the VMM after the grace period,
+// and ends at once a VM whose control channel was cut (a hostile guest).
 // Not responsible for booting (each backend's launch) or for the argv.
 
 import { PassThrough } from "node:stream";
 import type { BackendName } from "../../config/spec.js";
 import type { ExitCause, Sandbox, SandboxExit } from "../backend.js";
 import type { ControlChannel } from "./channel.js";
+import { consoleTailText } from "./guest-messages.js";
 
 /** How long a guest may take from reporting the server's exit to ending itself. */
 export const EXIT_TO_RESET_MS = 3000;
@@ -42,18 +44,48 @@ export function vmSandbox(o: VmSandboxOptions): Sandbox {
   o.channel.on("message", onMessage);
   if (o.channel.reportedExit) onMessage(o.channel.reportedExit);
 
+  // SECURITY: a channel cut for a protocol violation means the guest is hostile (or broken): the VM
+  // is ended at once instead of serving MCP on. A channel that just closes with no exit reported is
+  // ended too, after the moment a VMM that is exiting anyway (a kernel panic) needs to show it.
+  let cut: Error | null = null;
+  let orphanTimer: NodeJS.Timeout | null = null;
+  const onClose = () => {
+    if (cut || orphanTimer) return;
+    if (o.channel.protocolError && !stopping) {
+      cut = o.channel.protocolError;
+      void o.vmm.stop(0);
+    } else if (!o.channel.reportedExit) {
+      // (also while stopping: the shutdown request cannot reach the agent any more)
+      orphanTimer = setTimeout(() => {
+        if (!stopping) cut = new Error("its control channel closed without the server's exit being reported");
+        void o.vmm.stop(0);
+      }, EXIT_TO_RESET_MS);
+    }
+  };
+  o.channel.on("close", onClose);
+  if (o.channel.closed) onClose();
+
   const exited: Promise<SandboxExit> = o.vmm.exited.then((vmmExit) => {
     if (watchdog) clearTimeout(watchdog);
+    if (orphanTimer) clearTimeout(orphanTimer);
     o.channel.off("message", onMessage);
+    o.channel.off("close", onClose);
     o.channel.close();
     stderr.end();
+    // The report's fields were checked by the channel (exit code 0-255, a signal name).
     const report = o.channel.reportedExit;
+    // The kernel's oom-killer lines cannot be told apart from lines the guest writes to its own
+    // console (/dev/kmsg takes the same format), so a guest can mislabel its exit as "oom": harmless,
+    // it is its own exit, and only the cause word changes.
     const oom = o.consoleTail().some((l) => /Out of memory: Killed process|oom-kill/.test(l));
     let cause: ExitCause;
     let message: string;
     const code = report ? report.code : null;
     const signal = (report?.signal ?? null) as NodeJS.Signals | null;
-    if (stopping) {
+    if (cut) {
+      cause = "exited";
+      message = `the ${vmName} of ${who} was ended by the host: ${cut.message}`;
+    } else if (stopping) {
       cause = "stopped";
       message = vmmExit.message.includes("SIGKILL")
         ? `${who} was killed with its ${vmName} after a ${stopping.graceMs} ms grace period`
@@ -69,7 +101,7 @@ export function vmSandbox(o: VmSandboxOptions): Sandbox {
       message = `${who} exited with code ${code} inside its ${vmName}`;
     } else {
       cause = "exited";
-      const tail = o.consoleTail().slice(-3).join(" | ");
+      const tail = consoleTailText(o.consoleTail());
       message = `the ${vmName} of ${who} ended without reporting the server's exit (guest power-off or kernel panic; ${vmmExit.message})${tail ? `; last console lines: ${tail}` : ""}`;
     }
     return { code, signal, cause, message };

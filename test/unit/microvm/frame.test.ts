@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { encodeFrame, FrameDecoder, FrameType, MAX_FRAME_PAYLOAD } from "../../../src/agent/guest/frame.js";
 
 describe("control channel frames", () => {
@@ -33,5 +33,34 @@ describe("control channel frames", () => {
     const unknown = Buffer.from("000000000900000000", "hex");
     expect(() => new FrameDecoder().push(unknown)).toThrow(/unknown frame type 9/);
     expect(() => encodeFrame(0, FrameType.data, Buffer.alloc(MAX_FRAME_PAYLOAD + 1))).toThrow(/exceeds/);
+  });
+
+  it("joins a frame trickled in tiny pieces once, not once per piece (a guest sending 64-byte writes)", () => {
+    const payload = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < payload.length; i++) payload[i] = i % 251;
+    const bytes = Buffer.concat([encodeFrame(1, FrameType.data, payload), encodeFrame(0, FrameType.control, "{}")]);
+    // Count the bytes every Buffer.concat produces: the old decoder re-joined everything held on
+    // each push (~8 GiB for this frame); one join per frame is ~1 MiB.
+    let joined = 0;
+    const concat = Buffer.concat.bind(Buffer);
+    const spy = vi.spyOn(Buffer, "concat").mockImplementation((list, n) => {
+      const out = concat(list, n);
+      joined += out.length;
+      return out;
+    });
+    const d = new FrameDecoder();
+    const frames = [];
+    try {
+      for (let off = 0; off < bytes.length; off += 64) frames.push(...d.push(bytes.subarray(off, off + 64)));
+    } finally {
+      spy.mockRestore();
+    }
+    expect(frames.map((f) => [f.stream, f.type, f.payload.length])).toEqual([
+      [1, FrameType.data, payload.length],
+      [0, FrameType.control, 2],
+    ]);
+    expect(frames[0]!.payload.equals(payload)).toBe(true);
+    expect(d.pending).toBe(0);
+    expect(joined).toBeLessThan(2 * bytes.length);
   });
 });

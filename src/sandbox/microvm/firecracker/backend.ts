@@ -13,6 +13,7 @@ import type { Logger } from "../../../log.js";
 import type { Backend, Gap, LaunchContext, ProbeResult, Sandbox } from "../../backend.js";
 import { VSOCK_PORT_CONTROL, VSOCK_PORT_MCP, type MountRequest } from "../../../agent/guest/protocol.js";
 import { ControlChannel } from "../channel.js";
+import { consoleTailText } from "../guest-messages.js";
 import { guestEgressPlan, type GuestEgress } from "../egress-plan.js";
 import { commonVmGaps, imageFacts } from "../gaps.js";
 import { ImageLookup } from "../image-lookup.js";
@@ -162,7 +163,7 @@ export class FirecrackerBackend implements Backend {
       if (b.snap) await restoreBoot(vm, b.snap, b.driveIds);
       else await coldBoot(vm, b.image, b.limits, b.driveIds);
       const early = vm.vmm.exited.then((e) => {
-        throw new Error(`Firecracker exited during boot: ${e.message}${vm.consoleLines.length ? `; console: ${vm.consoleLines.slice(-3).join(" | ")}` : ""}`);
+        throw new Error(`Firecracker exited during boot: ${e.message}${vm.consoleLines.length ? `; console: ${consoleTailText(vm.consoleLines)}` : ""}`);
       });
       early.catch(() => {});
       const ctlSock = await Promise.race([connectVsockWhenReady(layout.vsockHost, VSOCK_PORT_CONTROL, startupMs), early]);

@@ -11,6 +11,7 @@ import { spawnSandbox } from "../../process.js";
 import { inaccessibleTo, runAsPrefix, type RunAs } from "../../run-as.js";
 import { whichSync } from "../../which.js";
 import { ControlChannel } from "../channel.js";
+import { consoleTailText } from "../guest-messages.js";
 import { commonVmGaps, imageFacts } from "../gaps.js";
 import { ImageLookup } from "../image-lookup.js";
 import { vmSandbox } from "../vm-sandbox.js";
@@ -202,7 +203,7 @@ export class QemuBackend implements Backend {
       });
       const bootMs = accel.accel === "tcg" ? Math.max(spec.timeouts.startupMs, 90_000) : spec.timeouts.startupMs;
       const early = vmm.exited.then((e) => {
-        throw new Error(`QEMU exited during boot: ${e.message}${consoleLines.length ? `; console: ${consoleLines.slice(-3).join(" | ")}` : ""}`);
+        throw new Error(`QEMU exited during boot: ${e.message}${consoleLines.length ? `; console: ${consoleTailText(consoleLines)}` : ""}`);
       });
       early.catch(() => {});
       // SECURITY: the guest's egress streams reach this server's own proxy socket, nothing else.
