@@ -8,7 +8,7 @@ import { parse, TomlError } from "smol-toml";
 import { NucleusError } from "../errors.js";
 import { configInvalidError, formatPath, Problems, sortProblems, type ConfigProblem, type PathSegment } from "./config-error.js";
 import { indexLines, lineOf } from "./lines.js";
-import { BUILTIN_PROFILES, checkCeiling, resolveProfile, type Layer } from "./profiles.js";
+import { builtinProfile, checkCeiling, resolveProfile, type Layer } from "./profiles.js";
 import { normalizeLayer, resolveServer, type ResolveContext } from "./resolve.js";
 import { documentSchema, gatewaySchema, parseTable, profileSchema, secretSchema, serverSchema, SERVER_NAME_RE } from "./schema.js";
 import { resolveGateway, resolveSecret } from "./sections.js";
@@ -92,7 +92,8 @@ export function checkConfigText(text: string, source: string, opts: LoadOptions 
   const secrets: Record<string, SecretSpec> = {};
   for (const [name, raw] of Object.entries(top.secrets ?? {})) {
     const partial = parseTable(secretSchema, raw, report(["secrets", name]));
-    const spec = partial && resolveSecret(name, partial, { configDir, problems, pathEnv });
+    const present = new Set(typeof raw === "object" && raw !== null ? Object.keys(raw) : []);
+    const spec = partial && resolveSecret(name, partial, { configDir, problems, pathEnv, present });
     if (spec) secrets[name] = spec;
   }
 
@@ -104,7 +105,7 @@ export function checkConfigText(text: string, source: string, opts: LoadOptions 
   const userExtends = new Map<string, string | undefined>();
   for (const [name, raw] of Object.entries(top.profiles ?? {})) {
     const at: PathSegment[] = ["profiles", name];
-    if (name in BUILTIN_PROFILES) problems.add(at, `"${name}" is a built-in profile; give your profile another name (it may say extends = "${name}")`);
+    if (builtinProfile(name)) problems.add(at, `"${name}" is a built-in profile; give your profile another name (it may say extends = "${name}")`);
     else if (!SERVER_NAME_RE.test(name)) problems.add(at, `profile name "${name}" must be 1-32 letters, digits, "_" or "-"`);
     const partial = parseTable(profileSchema, raw, report(at)) ?? {};
     const { extends: base, ...policy } = partial;

@@ -117,7 +117,7 @@ export function resolveServer(name: string, raw: Partial<ServerRaw>, present: Re
   const secrets = resolveSecretRefs(raw, ctx, at);
   const env = { ...(raw.env ?? {}) };
   for (const s of secrets) {
-    if (s.as === "env" && s.target in env) ctx.problems.add(at("env", s.target), `"${s.target}" is also the target of secret "${s.name}"; a secret must not be shadowed`);
+    if (s.as === "env" && Object.hasOwn(env, s.target)) ctx.problems.add(at("env", s.target), `"${s.target}" is also the target of secret "${s.name}"; a secret must not be shadowed`);
   }
 
   // Backend and the unsandboxed opt-in.
