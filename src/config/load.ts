@@ -9,6 +9,7 @@ import { NucleusError } from "../errors.js";
 import { configInvalidError, formatPath, Problems, sortProblems, type ConfigProblem, type PathSegment } from "./config-error.js";
 import { indexLines, lineOf } from "./lines.js";
 import { builtinProfile, checkCeiling, resolveProfile, type Layer } from "./profiles.js";
+import { checkProtectedPaths } from "./protected-paths.js";
 import { normalizeLayer, resolveServer, type ResolveContext } from "./resolve.js";
 import { documentSchema, gatewaySchema, parseTable, profileSchema, secretSchema, serverSchema, SERVER_NAME_RE } from "./schema.js";
 import { resolveGateway, resolveSecret } from "./sections.js";
@@ -121,10 +122,12 @@ export function checkConfigText(text: string, source: string, opts: LoadOptions 
 
   const ctx: ResolveContext = { configDir, problems, warnings, gateway, secretNames: new Set(Object.keys(top.secrets ?? {})), userLayers, userExtends, pathEnv };
   const servers: ServerSpec[] = [];
+  const presentKeys = new Map<string, ReadonlySet<string>>();
   for (const [name, raw] of Object.entries(top.servers ?? {})) {
     const partial = parseTable(serverSchema, raw, report(["servers", name]));
     if (!partial) continue;
     const present = new Set(typeof raw === "object" && raw !== null ? Object.keys(raw) : []);
+    presentKeys.set(name, present);
     const spec = resolveServer(name, partial, present, ctx);
     if (spec) servers.push(spec);
   }
@@ -135,6 +138,8 @@ export function checkConfigText(text: string, source: string, opts: LoadOptions 
       problems.add(["servers", spec.name, "secrets"], `"${httpToken}" is the HTTP endpoint's bearer token ([gateway.http] token); a server holding it could call every server's tools through the gateway; give the gateway a secret of its own`);
     }
   }
+  // SECURITY: no server may reach another's secret file, the audit log, or (writable) what runs on the host.
+  checkProtectedPaths({ config: { source, gateway, secrets, servers }, present: presentKeys }, problems);
   if (Object.keys(top.servers ?? {}).length === 0 && problems.length === 0) {
     warnings.add([], "no [servers.NAME] sections: the gateway would serve nothing");
   }
