@@ -99,7 +99,10 @@ function guardedPaths(config: ProtectedPathsInput["config"]): Guarded[] {
       out.push({ meets: within(program), readToo: false, exempt, what: `${program}, the program of server "${server.name}"`, why: `a server that can replace it runs its code as "${server.name}"` });
     }
   }
-  out.push({ meets: overlapping(GATEWAY_ROOT), readToo: false, exempt: none, what: `the gateway's own code ${GATEWAY_ROOT}`, why: "a server that can change it runs code on the host" });
+  // (A writable directory elsewhere in a checkout, e.g. examples/, changes nothing that runs.)
+  const gatewayParts = [within(GATEWAY_ROOT), ...["dist", "node_modules", "bin", "package.json"].map((d) => overlapping(join(GATEWAY_ROOT, d)))];
+  const gatewayMeets = (p: string) => gatewayParts.reduce<ReturnType<Guarded["meets"]>>((found, m) => found ?? m(p), null);
+  out.push({ meets: gatewayMeets, readToo: false, exempt: none, what: `the gateway's own code ${GATEWAY_ROOT}`, why: "a server that can change it runs code on the host" });
   out.push({ meets: within(process.execPath), readToo: false, exempt: none, what: `the node binary that runs the gateway, ${process.execPath}`, why: "a server that can replace it runs code on the host" });
   return out;
 }

@@ -2,6 +2,7 @@
 // files in a private temp directory: each refusal, and what stays allowed.
 import { chmodSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../../src/config/load.js";
 import { NucleusError } from "../../../src/errors.js";
@@ -100,27 +101,19 @@ path = "./keys/unused"
   it("lets a server see the file of a secret it holds (read-only), never write it", async () => {
     ownScript("srv");
     token("keys/own");
-    const readOnly = await t.check(`
+    const config = (profile: string) => `
 [servers.a]
 command = ["node", "./srv/srv.js"]
-vm_profile = "filesystem-readonly"
+vm_profile = "${profile}"
 allowed_paths = ["./keys"]
 secrets = ["OWN"]
 [secrets.OWN]
 from = "file"
 path = "./keys/own"
-`);
+`;
+    const readOnly = await t.check(config("filesystem-readonly"));
     expect(readOnly.problems).toEqual([]);
-    const writable = await t.check(`
-[servers.a]
-command = ["node", "./srv/srv.js"]
-vm_profile = "filesystem-readwrite"
-allowed_paths = ["./keys"]
-secrets = ["OWN"]
-[secrets.OWN]
-from = "file"
-path = "./keys/own"
-`);
+    const writable = await t.check(config("filesystem-readwrite"));
     expect(problemLines(writable)).toEqual([
       expect.stringMatching(/^servers\.a\.allowed_paths: ".*\/keys" \(granted writable\) contains the file of secret "OWN", .*: a server that can write it could change what the gateway delivers; grant a narrower directory/),
     ]);
@@ -250,33 +243,47 @@ describe("what the host runs (writable grants only)", () => {
     ownScript("other");
     t.mkdir("bin");
     chmodSync(t.file("bin/get-token", "#!/bin/sh\necho tok-1234\n"), 0o700);
-    const res = await t.check(`
+    const config = (profile: string) => `
 [servers.a]
 command = ["node", "./srv/srv.js"]
-vm_profile = "filesystem-readwrite"
+vm_profile = "${profile}"
 allowed_paths = ["./bin", "./other"]
 [servers.b]
 command = ["node", "./other/srv.js"]
 [secrets.S]
 from = "command"
 command = ["./bin/get-token"]
-`);
+`;
+    const res = await t.check(config("filesystem-readwrite"));
     const lines = problemLines(res);
     expect(lines).toHaveLength(2);
     expect(lines[0]).toContain(`contains ${join(t.dir, "bin/get-token")}, the program that reads secret "S": a server that can replace it makes the gateway run its code on the host`);
     expect(lines[1]).toContain(`contains the code directory ${join(t.dir, "other")} of server "b"`);
     // Read-only, the same paths are fine.
-    const ro = await t.check(`
+    const ro = await t.check(config("filesystem-readonly"));
+    expect(ro.problems).toEqual([]);
+  });
+
+  it("refuses a writable grant of the gateway's own checkout or its node_modules, not of another folder in it", async () => {
+    ownScript("srv");
+    const root = fileURLToPath(new URL("../../..", import.meta.url)).replace(/\/$/, "");
+    const res = await t.check(`
 [servers.a]
 command = ["node", "./srv/srv.js"]
-vm_profile = "filesystem-readonly"
-allowed_paths = ["./bin", "./other"]
+vm_profile = "filesystem-readwrite"
+allowed_paths = [${JSON.stringify(root)}]
 [servers.b]
-command = ["node", "./other/srv.js"]
-[secrets.S]
-from = "command"
-command = ["./bin/get-token"]
+command = ["node", "./srv/srv.js"]
+vm_profile = "filesystem-readwrite"
+allowed_paths = [${JSON.stringify(join(root, "node_modules"))}]
+[servers.c]
+command = ["node", "./srv/srv.js"]
+vm_profile = "filesystem-readwrite"
+allowed_paths = [${JSON.stringify(join(root, "test"))}]
 `);
-    expect(ro.problems).toEqual([]);
+    expect(problemLines(res)).toEqual([
+      expect.stringContaining(`"${root}" (granted writable) contains the gateway's own code ${root}: a server that can change it runs code on the host`),
+      expect.stringContaining(`"${join(root, "node_modules")}" (granted writable) contains the gateway's own code ${root}`),
+    ]);
   });
 });
