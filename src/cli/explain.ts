@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { ExitCode, NucleusError } from "../errors.js";
 import { discoverConfig } from "../config/discover.js";
 import { loadConfig } from "../config/load.js";
-import { BUILTIN_PROFILES } from "../config/profiles.js";
+import { builtinProfile } from "../config/profiles.js";
 import type { NucleusConfig, ServerSpec } from "../config/spec.js";
 import { describeEgress, describeEgressRule } from "../policy/egress.js";
 import type { CliCommand, CliContext } from "./command.js";
@@ -78,7 +78,7 @@ export function explainJson(spec: ServerSpec, config: NucleusConfig, host?: Host
 export function explainText(spec: ServerSpec, config: NucleusConfig, host?: HostView): string {
   const out: string[] = [];
   const l = spec.launch;
-  const profile = spec.profile === null ? "(none)" : `${spec.profile}${BUILTIN_PROFILES[spec.profile] ? ` (built-in: ${BUILTIN_PROFILES[spec.profile]!.description})` : " (user profile)"}`;
+  const profile = spec.profile === null ? "(none)" : `${spec.profile}${builtinProfile(spec.profile) ? ` (built-in: ${builtinProfile(spec.profile)!.description})` : " (user profile)"}`;
   out.push(`server ${spec.name}  (from ${config.source})`);
   out.push(`  profile:   ${profile}`);
   out.push(`  backend:   ${backendLine(spec, config)}`);

@@ -36,7 +36,7 @@ export async function runGatewaySession(ctx: CliContext, opts: SessionOptions): 
   const servers = pickServers(config, path, opts.only);
   const log = ctx.log;
   for (const s of servers) {
-    if (s.insecureUnsandboxed) log.warn(`server "${s.name}" runs WITHOUT a sandbox (insecure_unsandboxed = true): it can read every file and reach every host`);
+    if (s.insecureUnsandboxed) log.warn(`server "${s.name}" runs WITHOUT a sandbox (insecure_unsandboxed = true): it can read and write every file of the user that runs nucleus (the config, secret files, the audit log, /proc/${process.pid}/environ — so every other server's secrets) and reach every host`);
   }
 
   const services = await createServices(config, servers, { log, env: ctx.env });

@@ -8,7 +8,8 @@ import { parse, TomlError } from "smol-toml";
 import { NucleusError } from "../errors.js";
 import { configInvalidError, formatPath, Problems, sortProblems, type ConfigProblem, type PathSegment } from "./config-error.js";
 import { indexLines, lineOf } from "./lines.js";
-import { BUILTIN_PROFILES, checkCeiling, resolveProfile, type Layer } from "./profiles.js";
+import { builtinProfile, checkCeiling, resolveProfile, type Layer } from "./profiles.js";
+import { checkProtectedPaths } from "./protected-paths.js";
 import { normalizeLayer, resolveServer, type ResolveContext } from "./resolve.js";
 import { documentSchema, gatewaySchema, parseTable, profileSchema, secretSchema, serverSchema, SERVER_NAME_RE } from "./schema.js";
 import { resolveGateway, resolveSecret } from "./sections.js";
@@ -92,7 +93,8 @@ export function checkConfigText(text: string, source: string, opts: LoadOptions 
   const secrets: Record<string, SecretSpec> = {};
   for (const [name, raw] of Object.entries(top.secrets ?? {})) {
     const partial = parseTable(secretSchema, raw, report(["secrets", name]));
-    const spec = partial && resolveSecret(name, partial, { configDir, problems, pathEnv });
+    const present = new Set(typeof raw === "object" && raw !== null ? Object.keys(raw) : []);
+    const spec = partial && resolveSecret(name, partial, { configDir, problems, pathEnv, present });
     if (spec) secrets[name] = spec;
   }
 
@@ -104,7 +106,7 @@ export function checkConfigText(text: string, source: string, opts: LoadOptions 
   const userExtends = new Map<string, string | undefined>();
   for (const [name, raw] of Object.entries(top.profiles ?? {})) {
     const at: PathSegment[] = ["profiles", name];
-    if (name in BUILTIN_PROFILES) problems.add(at, `"${name}" is a built-in profile; give your profile another name (it may say extends = "${name}")`);
+    if (builtinProfile(name)) problems.add(at, `"${name}" is a built-in profile; give your profile another name (it may say extends = "${name}")`);
     else if (!SERVER_NAME_RE.test(name)) problems.add(at, `profile name "${name}" must be 1-32 letters, digits, "_" or "-"`);
     const partial = parseTable(profileSchema, raw, report(at)) ?? {};
     const { extends: base, ...policy } = partial;
@@ -120,10 +122,12 @@ export function checkConfigText(text: string, source: string, opts: LoadOptions 
 
   const ctx: ResolveContext = { configDir, problems, warnings, gateway, secretNames: new Set(Object.keys(top.secrets ?? {})), userLayers, userExtends, pathEnv };
   const servers: ServerSpec[] = [];
+  const presentKeys = new Map<string, ReadonlySet<string>>();
   for (const [name, raw] of Object.entries(top.servers ?? {})) {
     const partial = parseTable(serverSchema, raw, report(["servers", name]));
     if (!partial) continue;
     const present = new Set(typeof raw === "object" && raw !== null ? Object.keys(raw) : []);
+    presentKeys.set(name, present);
     const spec = resolveServer(name, partial, present, ctx);
     if (spec) servers.push(spec);
   }
@@ -134,6 +138,8 @@ export function checkConfigText(text: string, source: string, opts: LoadOptions 
       problems.add(["servers", spec.name, "secrets"], `"${httpToken}" is the HTTP endpoint's bearer token ([gateway.http] token); a server holding it could call every server's tools through the gateway; give the gateway a secret of its own`);
     }
   }
+  // SECURITY: no server may reach another's secret file, the audit log, or (writable) what runs on the host.
+  checkProtectedPaths({ config: { source, gateway, secrets, servers }, present: presentKeys }, problems);
   if (Object.keys(top.servers ?? {}).length === 0 && problems.length === 0) {
     warnings.add([], "no [servers.NAME] sections: the gateway would serve nothing");
   }

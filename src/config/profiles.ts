@@ -65,6 +65,14 @@ export const BUILTIN_PROFILES: Readonly<Record<string, BuiltinProfile>> = Object
   },
 });
 
+/**
+ * The built-in profile called `name`, or undefined. Own keys only: "toString",
+ * "constructor" and the like are not profiles.
+ */
+export function builtinProfile(name: string): BuiltinProfile | undefined {
+  return Object.hasOwn(BUILTIN_PROFILES, name) ? BUILTIN_PROFILES[name] : undefined;
+}
+
 /** A policy layer whose paths are real paths and whose hosts are parsed (invalid entries already reported). */
 export interface Layer {
   /** TOML path of the section, e.g. ["profiles", "mine"]. */
@@ -109,7 +117,7 @@ export function resolveProfile(
       return null;
     }
     chain.push(current);
-    const builtin = BUILTIN_PROFILES[current];
+    const builtin = builtinProfile(current);
     if (builtin) {
       layers.unshift({ source: ["builtin", current], policy: builtin.defaults, hosts: undefined });
       return Object.freeze({

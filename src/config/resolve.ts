@@ -117,7 +117,7 @@ export function resolveServer(name: string, raw: Partial<ServerRaw>, present: Re
   const secrets = resolveSecretRefs(raw, ctx, at);
   const env = { ...(raw.env ?? {}) };
   for (const s of secrets) {
-    if (s.as === "env" && s.target in env) ctx.problems.add(at("env", s.target), `"${s.target}" is also the target of secret "${s.name}"; a secret must not be shadowed`);
+    if (s.as === "env" && Object.hasOwn(env, s.target)) ctx.problems.add(at("env", s.target), `"${s.target}" is also the target of secret "${s.name}"; a secret must not be shadowed`);
   }
 
   // Backend and the unsandboxed opt-in.
@@ -127,7 +127,7 @@ export function resolveServer(name: string, raw: Partial<ServerRaw>, present: Re
     ctx.problems.add(merged.backend ? at("backend") : at(), `backend "unsandboxed" runs the server with no isolation at all; set servers.${name}.insecure_unsandboxed = true to accept that, or choose a sandboxing backend`);
   }
   if (insecure) {
-    ctx.warnings.add(at("insecure_unsandboxed"), `server "${name}" may run without a sandbox: it can read every file of this user and reach every host`);
+    ctx.warnings.add(at("insecure_unsandboxed"), `server "${name}" may run without a sandbox: it can read and write every file of the user that runs nucleus — the config, every secret file, the audit log, /proc/<gateway pid>/environ and so every other server's secrets — and reach every host`);
   }
 
   // Network.

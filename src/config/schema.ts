@@ -17,6 +17,9 @@ const MiB = 1024 * 1024;
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 const nonEmpty = z.string().min(1);
+// SECURITY: a NUL byte cannot be part of a host path or argv entry; the kernel would cut the string there.
+const noNul = nonEmpty.refine((s) => !s.includes("\u0000"), "must not contain a NUL character");
+const noNulOrEmpty = z.string().refine((s) => !s.includes("\u0000"), "must not contain a NUL character");
 
 export const toolsSchema = z.strictObject({
   // An empty allow list would read as "allow all" (an empty allow list means no
@@ -33,8 +36,8 @@ export const timeoutsSchema = z.strictObject({
 
 /** Keys a profile may set, and that a server may set to narrow or extend its profile. */
 export const policyShape = {
-  allowed_paths: z.array(nonEmpty).optional(),
-  writable_paths: z.array(nonEmpty).optional(),
+  allowed_paths: z.array(noNul).optional(),
+  writable_paths: z.array(noNul).optional(),
   network: z.enum(["none", "allowlist"]).optional(),
   allowed_hosts: z.array(z.string()).optional(),
   backend: z.enum(BACKENDS).optional(),
@@ -74,13 +77,13 @@ export const secretRefSchema = z.union([
 
 export const serverSchema = z.strictObject({
   package: packageSchema.optional(),
-  command: z.array(nonEmpty).min(1).optional(),
-  args: z.array(z.string()).optional(),
+  command: z.array(noNul).min(1).optional(),
+  args: z.array(noNulOrEmpty).optional(),
   vm_profile: nonEmpty.optional(),
   secrets: z.array(secretRefSchema).optional(),
   env: z.record(z.string().regex(ENV_NAME_RE, "must be a variable name (letters, digits, _)"), z.string()).optional(),
-  cwd: nonEmpty.optional(),
-  code_dir: z.array(nonEmpty).min(1).optional(),
+  cwd: noNul.optional(),
+  code_dir: z.array(noNul).min(1).optional(),
   insecure_unsandboxed: z.boolean().optional(),
   ...policyShape,
 });
@@ -89,9 +92,9 @@ export type ServerRaw = z.infer<typeof serverSchema>;
 export const secretSchema = z.strictObject({
   from: z.enum(SECRET_SOURCES),
   env: z.string().regex(ENV_NAME_RE, "must be a variable name (letters, digits, _)").optional(),
-  path: nonEmpty.optional(),
+  path: noNul.optional(),
   insecure_permissions: z.boolean().optional(),
-  command: z.array(nonEmpty).min(1).optional(),
+  command: z.array(noNul).min(1).optional(),
   timeout_ms: int(100, 600_000).optional(),
   attributes: z.record(nonEmpty, z.string()).optional(),
 });
@@ -99,11 +102,11 @@ export type SecretRaw = z.infer<typeof secretSchema>;
 
 export const gatewaySchema = z.strictObject({
   backend: z.enum(BACKENDS).optional(),
-  audit_log: nonEmpty.optional(),
+  audit_log: noNul.optional(),
   audit_arguments: z.boolean().optional(),
   audit_max_bytes: int(4096, 1024 * 1024 * MiB).optional(),
   max_message_bytes: int(1024, 1024 * MiB).optional(),
-  run_as: nonEmpty.optional(),
+  run_as: noNul.optional(),
   http: z
     .strictObject({
       listen: nonEmpty.optional(),

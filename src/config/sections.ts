@@ -100,7 +100,7 @@ const REQUIRED: Partial<Record<SecretRaw["from"], keyof SecretRaw>> = { file: "p
 export function resolveSecret(
   name: string,
   raw: Partial<SecretRaw>,
-  ctx: { configDir: string; problems: Problems; pathEnv: string },
+  ctx: { configDir: string; problems: Problems; pathEnv: string; present?: ReadonlySet<string> },
 ): SecretSpec | null {
   const at = (...rest: PathSegment[]): PathSegment[] => ["secrets", name, ...rest];
   const before = ctx.problems.length;
@@ -114,7 +114,8 @@ export function resolveSecret(
     ctx.problems.add(at("timeout_ms"), `only valid with from = "command" or "keyring"`);
   }
   const required = REQUIRED[from];
-  if (required && raw[required] === undefined) ctx.problems.add(at(required), `is required with from = "${from}"`);
+  // (A key present but invalid is already reported by the schema.)
+  if (required && raw[required] === undefined && !ctx.present?.has(required)) ctx.problems.add(at(required), `is required with from = "${from}"`);
   let path: string | null = null;
   if (from === "file" && raw.path !== undefined) {
     path = expandPath(raw.path, ctx.configDir);

@@ -2,6 +2,7 @@
 // Every failure is a NucleusError "SECRET_UNAVAILABLE" naming the secret and
 // its source — never the value. Not responsible for delivery or redaction.
 
+import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import type { SecretSpec } from "../config/spec.js";
 import { NucleusError } from "../errors.js";
@@ -92,9 +93,14 @@ async function fromFile(spec: SecretSpec): Promise<string> {
   if (!path) throw unavailable(spec, "has no path", `Set secrets.${spec.name}.path.`);
   let handle;
   try {
-    handle = await open(path, "r");
+    // SECURITY: O_NOFOLLOW — a symlink at the path could be re-pointed (by whoever can write its
+    // directory) at a file the secret's owner never meant to hand out.
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ELOOP") {
+      throw unavailable(spec, "is refused: the path is a symlink", `Point secrets.${spec.name}.path at the real file (\`realpath ${path}\`).`, err);
+    }
     if (code === "ENOENT") throw unavailable(spec, "cannot be read: the file does not exist", `Create ${path} (mode 0600) or fix secrets.${spec.name}.path.`, err);
     if (code === "EACCES" || code === "EPERM") {
       throw unavailable(spec, "cannot be read: permission denied", `Make ${path} readable by the user that runs nucleus (and only by it: chmod 600).`, err);
@@ -106,6 +112,15 @@ async function fromFile(spec: SecretSpec): Promise<string> {
     // that is read is the file that was checked (no swap between stat and read).
     const st = await handle.stat();
     if (!st.isFile()) throw unavailable(spec, "is not a regular file", `Point secrets.${spec.name}.path at a file.`);
+    // SECURITY: a file owned by another user (e.g. the sandboxes' run_as user) can be rewritten by it.
+    const me = process.getuid?.() ?? -1;
+    if (st.uid !== me && st.uid !== 0) {
+      throw unavailable(
+        spec,
+        `is refused: the file is owned by uid ${st.uid}, not by the user that runs nucleus (uid ${me}) or root`,
+        `Run \`chown ${me === -1 ? "$(id -u)" : me} ${path}\` (another owner could change the secret).`,
+      );
+    }
     if ((st.mode & 0o077) !== 0 && !spec.insecurePermissions) {
       const mode = (st.mode & 0o777).toString(8).padStart(3, "0");
       throw unavailable(

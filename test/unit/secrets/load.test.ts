@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -86,6 +86,28 @@ describe("file source", () => {
   it("refuses a directory", async () => {
     const e = await failure(loadSecret(spec({ from: "file", path: dir }), { env: {} }));
     expect(e.message).toContain("is not a regular file");
+  });
+  it("refuses a symlink to a 0600 file, naming the secret, not its value", async () => {
+    const real = join(dir, "real-token");
+    await writeFile(real, VALUE, { mode: 0o600 });
+    const link = join(dir, "token");
+    await symlink(real, link);
+    const e = await failure(loadSecret(spec({ from: "file", path: link }), { env: {} }));
+    expect(e.message).toBe(`secret "API_TOKEN" (from file ${link}) is refused: the path is a symlink`);
+    expect(e.hint).toContain(`realpath ${link}`);
+    expect(await loadSecret(spec({ from: "file", path: real }), { env: {} })).toBe(VALUE);
+  });
+  it.skipIf(process.getuid?.() !== 0)("refuses a 0600 file owned by another user (nobody), even with insecure_permissions (needs root to chown)", async () => {
+    const p = join(dir, "token");
+    await writeFile(p, VALUE, { mode: 0o600 });
+    await chown(p, 65534, 65534);
+    for (const insecurePermissions of [false, true]) {
+      const e = await failure(loadSecret(spec({ from: "file", path: p, insecurePermissions }), { env: {} }));
+      expect(e.message).toBe(`secret "API_TOKEN" (from file ${p}) is refused: the file is owned by uid 65534, not by the user that runs nucleus (uid 0) or root`);
+      expect(e.hint).toContain(`chown 0 ${p}`);
+    }
+    await chown(p, 0, 0);
+    expect(await loadSecret(spec({ from: "file", path: p }), { env: {} })).toBe(VALUE);
   });
 });
 
