@@ -8,7 +8,7 @@ import { dirname } from "node:path";
 import { NucleusError } from "../errors.js";
 import type { AuditEvent } from "./events.js";
 import { withFileLock } from "./lock.js";
-import { encodeRecord, genesisHash } from "./record.js";
+import { encodeRecord, genesisHash, MAX_RECORD_BYTES } from "./record.js";
 import { readLastRecord } from "./tail-read.js";
 
 export interface AuditLogOptions {
@@ -76,16 +76,20 @@ export class AuditLog {
     let pos = await this.sync();
     const fields = this.opts.redact ? this.opts.redact(event.fields) : event.fields;
     let rec = encodeRecord({ seq: pos.seq + 1, time: this.time(), type: event.type, fields, prev: pos.hash });
-    const bytes = Buffer.byteLength(rec.line) + 1;
-    if (this.maxBytes > 0 && pos.size > 0 && pos.size + bytes > this.maxBytes) {
+    if (rec.bytes.length - 1 > MAX_RECORD_BYTES) {
+      throw new NucleusError("INTERNAL", `a ${event.type} record of ${rec.bytes.length} bytes is longer than the audit log's limit of ${MAX_RECORD_BYTES} bytes; it was not written`, {
+        hint: "Set [gateway] audit_arguments = false, or lower the message size limit, so that records stay small.",
+      });
+    }
+    if (this.maxBytes > 0 && pos.size > 0 && pos.size + rec.bytes.length > this.maxBytes) {
       pos = await this.rotate(pos);
       rec = encodeRecord({ seq: pos.seq + 1, time: this.time(), type: event.type, fields, prev: pos.hash });
     }
-    return this.put(pos, rec.line, rec.hash);
+    return this.put(pos, rec.bytes, rec.hash);
   }
 
-  private async put(pos: Position, line: string, hash: string): Promise<number> {
-    const data = Buffer.from(`${line}\n`, "utf8");
+  /** Writes one record's bytes exactly as encodeRecord hashed them. */
+  private async put(pos: Position, data: Buffer, hash: string): Promise<number> {
     // O_APPEND: lands at the end even if another writer got there first. One write per record.
     const { bytesWritten } = await this.handle!.write(data);
     if (bytesWritten !== data.length) {
@@ -119,7 +123,7 @@ export class AuditLog {
       const chain = randomBytes(16).toString("hex");
       const pos: Position = { ...base, seq: 0, hash: genesisHash(chain), chain };
       const head = encodeRecord({ seq: 1, time: this.time(), type: "audit.file", fields: { chain, reason: "created" }, prev: pos.hash });
-      await this.put(pos, head.line, head.hash);
+      await this.put(pos, head.bytes, head.hash);
       return this.pos!;
     }
     const pos: Position = { ...base, seq: last.seq, hash: last.hash, chain: last.chain };
@@ -148,7 +152,7 @@ export class AuditLog {
   /** Writes the first record of a file that continues the chain. */
   private async head(pos: Position, reason: "rotated" | "continued"): Promise<Position> {
     const head = encodeRecord({ seq: pos.seq + 1, time: this.time(), type: "audit.file", fields: { chain: pos.chain, reason }, prev: pos.hash });
-    await this.put(pos, head.line, head.hash);
+    await this.put(pos, head.bytes, head.hash);
     return this.pos!;
   }
 
