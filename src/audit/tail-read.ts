@@ -2,8 +2,9 @@
 // record) and its last record, checked against their own hashes. Not
 // responsible for verifying the whole chain (verify.ts).
 
-import { open, type FileHandle } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { NucleusError } from "../errors.js";
+import { openForRead } from "./open-file.js";
 import { decodeRecord, MAX_RECORD_BYTES, type AuditRecord } from "./record.js";
 
 const CHUNK = 64 * 1024;
@@ -16,24 +17,27 @@ export interface ChainEnd {
 
 /** The chain id and last record of `path`; null when it does not exist (and `missingOk`) or is empty. */
 export async function readLastRecord(path: string, missingOk = false): Promise<ChainEnd | null> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, "r");
-  } catch (err) {
-    if (missingOk && (err as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw err;
+  const fh = await openForRead(path);
+  if (fh === null) {
+    if (missingOk) return null;
+    throw damaged(path, "it does not exist");
   }
   try {
-    const { size } = await fh.stat();
-    if (size === 0) return null;
-    const first = decodeOrThrow(path, await firstLine(fh, size, path));
-    const chain = first.type === "audit.file" ? first.fields.chain : undefined;
-    if (typeof chain !== "string") throw damaged(path, "its first record is not an audit.file record");
-    const last = decodeOrThrow(path, await lastLine(fh, size, path));
-    return { chain, seq: last.seq, hash: last.hash };
+    return await readChainEnd(fh, path);
   } finally {
     await fh.close();
   }
+}
+
+/** The same, through a descriptor already open for reading (`path` names it in errors). */
+export async function readChainEnd(fh: FileHandle, path: string): Promise<ChainEnd | null> {
+  const { size } = await fh.stat();
+  if (size === 0) return null;
+  const first = decodeOrThrow(path, await firstLine(fh, size, path));
+  const chain = first.type === "audit.file" ? first.fields.chain : undefined;
+  if (typeof chain !== "string") throw damaged(path, "its first record is not an audit.file record");
+  const last = decodeOrThrow(path, await lastLine(fh, size, path));
+  return { chain, seq: last.seq, hash: last.hash };
 }
 
 function damaged(path: string, why: string): NucleusError {

@@ -108,6 +108,8 @@ export async function createServices(
       "remove run_as: a gateway run by an ordinary user already runs its sandboxes as that user",
     );
   }
+  // SECURITY: fail at start when the log cannot be used, rather than run servers whose every record is lost.
+  await auditLog?.open();
   const backends = defaultBackends(config.gateway.runAs);
   // Egress decisions go to the same audit log; refusals are also logged once per destination at warn.
   const egress = createEgressService({ log, audit, ...opts.egress });
