@@ -3,13 +3,14 @@
 // chain carried across files. Not responsible for event contents (events.ts).
 
 import { randomBytes } from "node:crypto";
-import { mkdir, open, rename, stat, type FileHandle } from "node:fs/promises";
+import { lstat, mkdir, rename, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { NucleusError } from "../errors.js";
 import type { AuditEvent } from "./events.js";
 import { withFileLock } from "./lock.js";
-import { encodeRecord, genesisHash } from "./record.js";
-import { readLastRecord } from "./tail-read.js";
+import { encodeRecord, genesisHash, MAX_RECORD_BYTES } from "./record.js";
+import { openForAppend } from "./open-file.js";
+import { readChainEnd, readLastRecord } from "./tail-read.js";
 
 export interface AuditLogOptions {
   /** Rotate once the current file would grow past this many bytes (0: never). */
@@ -56,9 +57,27 @@ export class AuditLog {
   append(event: AuditEvent): Promise<number> {
     if (this.closed) return Promise.reject(new NucleusError("INTERNAL", `the audit log ${this.path} is closed`));
     const run = this.queue.then(async () => {
-      // SECURITY: a directory created here is 0700; an existing one is left as it is.
-      await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+      await this.ensureDir();
       return withFileLock(`${this.path}.lock`, this.opts.lockTimeoutMs ?? 10_000, () => this.write(event));
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Opens the log now (creating it and its first record when new) and reads where its chain stands, so that a
+   * path that cannot be used fails at start, not at the first append. Appends open it themselves too.
+   */
+  open(): Promise<void> {
+    if (this.closed) return Promise.reject(new NucleusError("INTERNAL", `the audit log ${this.path} is closed`));
+    const run = this.queue.then(async () => {
+      await this.ensureDir();
+      await withFileLock(`${this.path}.lock`, this.opts.lockTimeoutMs ?? 10_000, () => this.sync()).catch(async (err: unknown) => {
+        await this.handle?.close().catch(() => undefined);
+        this.handle = null;
+        this.pos = null;
+        throw err;
+      });
     });
     this.queue = run.catch(() => undefined);
     return run;
@@ -72,20 +91,34 @@ export class AuditLog {
     this.handle = null;
   }
 
+  private async ensureDir(): Promise<void> {
+    // SECURITY: a directory created here is 0700; an existing one is left as it is.
+    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 }).catch((err: Error) => {
+      throw new NucleusError("CONFIG_INVALID", `the audit log's directory ${dirname(this.path)} cannot be created: ${err.message}`, {
+        hint: "Point [gateway] audit_log at a path in a directory the gateway's user can create or write.",
+        cause: err,
+      });
+    });
+  }
+
   private async write(event: AuditEvent): Promise<number> {
     let pos = await this.sync();
     const fields = this.opts.redact ? this.opts.redact(event.fields) : event.fields;
     let rec = encodeRecord({ seq: pos.seq + 1, time: this.time(), type: event.type, fields, prev: pos.hash });
-    const bytes = Buffer.byteLength(rec.line) + 1;
-    if (this.maxBytes > 0 && pos.size > 0 && pos.size + bytes > this.maxBytes) {
+    if (rec.bytes.length - 1 > MAX_RECORD_BYTES) {
+      throw new NucleusError("INTERNAL", `a ${event.type} record of ${rec.bytes.length} bytes is longer than the audit log's limit of ${MAX_RECORD_BYTES} bytes; it was not written`, {
+        hint: "Set [gateway] audit_arguments = false, or lower the message size limit, so that records stay small.",
+      });
+    }
+    if (this.maxBytes > 0 && pos.size > 0 && pos.size + rec.bytes.length > this.maxBytes) {
       pos = await this.rotate(pos);
       rec = encodeRecord({ seq: pos.seq + 1, time: this.time(), type: event.type, fields, prev: pos.hash });
     }
-    return this.put(pos, rec.line, rec.hash);
+    return this.put(pos, rec.bytes, rec.hash);
   }
 
-  private async put(pos: Position, line: string, hash: string): Promise<number> {
-    const data = Buffer.from(`${line}\n`, "utf8");
+  /** Writes one record's bytes exactly as encodeRecord hashed them. */
+  private async put(pos: Position, data: Buffer, hash: string): Promise<number> {
     // O_APPEND: lands at the end even if another writer got there first. One write per record.
     const { bytesWritten } = await this.handle!.write(data);
     if (bytesWritten !== data.length) {
@@ -100,7 +133,8 @@ export class AuditLog {
 
   /** Brings the open file and the chain position up to date with what is on disk (another process may have written or rotated). */
   private async sync(): Promise<Position> {
-    const onDisk = await stat(this.path).catch((err: NodeJS.ErrnoException) => {
+    // lstat: a symlink put in the file's place is a different file, reopened (and refused) below.
+    const onDisk = await lstat(this.path).catch((err: NodeJS.ErrnoException) => {
       if (err.code === "ENOENT") return null;
       throw err;
     });
@@ -108,18 +142,17 @@ export class AuditLog {
     if (cur && this.handle && onDisk && onDisk.dev === cur.dev && onDisk.ino === cur.ino && onDisk.size === cur.size) return cur;
     await this.handle?.close();
     this.handle = null;
-    // SECURITY: "a" = O_WRONLY|O_APPEND|O_CREAT; 0600 so only the gateway's user reads what servers did.
-    this.handle = await open(this.path, "a", 0o600);
+    // SECURITY: no symlink followed, only the gateway's own regular file, 0600 (open-file.ts).
+    this.handle = await openForAppend(this.path);
     const st = await this.handle.stat();
-    if ((st.mode & 0o077) !== 0) await this.handle.chmod(0o600);
-    const last = st.size > 0 ? await readLastRecord(this.path) : await readLastRecord(`${this.path}.1`, true);
+    const last = st.size > 0 ? await readChainEnd(this.handle, this.path) : await readLastRecord(`${this.path}.1`, true);
     const base = { dev: st.dev, ino: st.ino, size: st.size };
     if (last === null) {
       // A new chain: its first record names the chain, and its prev is the chain's genesis.
       const chain = randomBytes(16).toString("hex");
       const pos: Position = { ...base, seq: 0, hash: genesisHash(chain), chain };
       const head = encodeRecord({ seq: 1, time: this.time(), type: "audit.file", fields: { chain, reason: "created" }, prev: pos.hash });
-      await this.put(pos, head.line, head.hash);
+      await this.put(pos, head.bytes, head.hash);
       return this.pos!;
     }
     const pos: Position = { ...base, seq: last.seq, hash: last.hash, chain: last.chain };
@@ -140,7 +173,7 @@ export class AuditLog {
       });
     }
     await rename(this.path, `${this.path}.1`);
-    this.handle = await open(this.path, "a", 0o600);
+    this.handle = await openForAppend(this.path);
     const st = await this.handle.stat();
     return this.head({ ...pos, dev: st.dev, ino: st.ino, size: st.size }, "rotated");
   }
@@ -148,7 +181,7 @@ export class AuditLog {
   /** Writes the first record of a file that continues the chain. */
   private async head(pos: Position, reason: "rotated" | "continued"): Promise<Position> {
     const head = encodeRecord({ seq: pos.seq + 1, time: this.time(), type: "audit.file", fields: { chain: pos.chain, reason }, prev: pos.hash });
-    await this.put(pos, head.line, head.hash);
+    await this.put(pos, head.bytes, head.hash);
     return this.pos!;
   }
 

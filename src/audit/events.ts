@@ -13,6 +13,7 @@ export type AuditEventType =
   | "tool.call"
   | "policy.refused"
   | "egress"
+  | "egress.suppressed"
   | "config.reload"
   | "audit.dropped";
 
@@ -94,6 +95,11 @@ export function egress(e: { server: string; decision: "allow" | "deny" } & Recor
   return { type: "egress", fields: { ...e } };
 }
 
+/** Egress records of one server counted, not written, because it went over its budget (egress-budget.ts). */
+export function egressSuppressed(e: { server: string; allow: number; deny: number; firstHost: string; lastHost: string; from: string; to: string }): AuditEvent {
+  return { type: "egress.suppressed", fields: { server: e.server, count: e.allow + e.deny, allow: e.allow, deny: e.deny, firstHost: e.firstHost, lastHost: e.lastHost, from: e.from, to: e.to } };
+}
+
 export function configReload(e: { source: string; changed: readonly string[] }): AuditEvent {
   return { type: "config.reload", fields: { source: e.source, changed: [...e.changed] } };
 }
@@ -105,5 +111,5 @@ export function auditDropped(e: { count: number }): AuditEvent {
 
 /** Whether a record is a refusal (for `nucleus audit tail --refused`). */
 export function isRefusal(type: string, fields: Readonly<Record<string, unknown>>): boolean {
-  return type === "policy.refused" || fields.outcome === "refused" || (type === "egress" && fields.decision === "deny");
+  return type === "policy.refused" || fields.outcome === "refused" || (type === "egress" && fields.decision === "deny") || (type === "egress.suppressed" && typeof fields.deny === "number" && fields.deny > 0);
 }

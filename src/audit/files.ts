@@ -5,6 +5,7 @@
 import { createReadStream } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { MAX_RECORD_BYTES } from "./record.js";
 
 /** FILE.N … FILE.1, FILE: the files of one log, oldest first (those that exist). */
 export async function auditFileSet(path: string): Promise<string[]> {
@@ -29,23 +30,35 @@ export async function auditFileSet(path: string): Promise<string[]> {
 export interface Line {
   /** 1-based line number in its file. */
   readonly number: number;
-  readonly text: string;
+  /** The line's bytes as stored, without the newline (empty when `tooLong`). */
+  readonly bytes: Buffer;
   /** False for a last line without a newline (a truncated tail). */
   readonly terminated: boolean;
+  /** True when the line is longer than the bound: its bytes were skipped, not kept. */
+  readonly tooLong: boolean;
 }
 
-/** The lines of a file, streamed. */
-export async function* readLines(path: string, start = 0): AsyncGenerator<Line> {
+/** The lines of a file, streamed; a line longer than `maxLineBytes` is skipped and reported, never buffered whole. */
+export async function* readLines(path: string, start = 0, maxLineBytes = MAX_RECORD_BYTES): AsyncGenerator<Line> {
   let rest = Buffer.alloc(0);
   let number = 0;
+  // SECURITY: a hostile or damaged file may hold one endless line; past the bound its bytes are dropped.
+  let skipping = false;
   for await (const chunk of createReadStream(path, { start, highWaterMark: 1024 * 1024 })) {
     let buf = rest.length ? Buffer.concat([rest, chunk as Buffer]) : (chunk as Buffer);
     let nl: number;
     while ((nl = buf.indexOf(0x0a)) !== -1) {
-      yield { number: ++number, text: buf.subarray(0, nl).toString("utf8"), terminated: true };
+      if (skipping || nl > maxLineBytes) yield { number: ++number, bytes: Buffer.alloc(0), terminated: true, tooLong: true };
+      else yield { number: ++number, bytes: Buffer.from(buf.subarray(0, nl)), terminated: true, tooLong: false };
+      skipping = false;
       buf = buf.subarray(nl + 1);
+    }
+    if (buf.length > maxLineBytes) {
+      skipping = true;
+      buf = Buffer.alloc(0);
     }
     rest = Buffer.from(buf);
   }
-  if (rest.length > 0) yield { number: ++number, text: rest.toString("utf8"), terminated: false };
+  if (skipping) yield { number: ++number, bytes: Buffer.alloc(0), terminated: false, tooLong: true };
+  else if (rest.length > 0) yield { number: ++number, bytes: rest, terminated: false, tooLong: false };
 }

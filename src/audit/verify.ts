@@ -4,7 +4,7 @@
 
 import { stat } from "node:fs/promises";
 import { readLines } from "./files.js";
-import { decodeRecord, genesisHash } from "./record.js";
+import { decodeRecord, genesisHash, MAX_RECORD_BYTES } from "./record.js";
 
 export interface BrokenRecord {
   readonly file: string;
@@ -50,10 +50,11 @@ export async function verifyAuditLog(files: readonly string[]): Promise<VerifyRe
     const st = await stat(file).catch(() => null);
     if (!st) return result({ file, line: 0, reason: "the file does not exist or cannot be read" });
     if (st.size === 0) return result({ file, line: 0, reason: "the file is empty (every audit file begins with an audit.file record)" });
-    for await (const { number, text, terminated } of readLines(file)) {
+    for await (const { number, bytes, terminated, tooLong } of readLines(file)) {
       const bad = (reason: string): VerifyResult => result({ file, line: number, reason });
+      if (tooLong) return bad(`the line is longer than ${MAX_RECORD_BYTES} bytes: not an audit record`);
       if (!terminated) return bad("the last line is incomplete (no newline at the end): the file was truncated or a write was cut short");
-      const decoded = decodeRecord(text);
+      const decoded = decodeRecord(bytes);
       if (!decoded.ok) return bad(decoded.reason);
       const r = decoded.record;
       if (number === 1) {

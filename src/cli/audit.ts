@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { auditFileSet, readLines } from "../audit/files.js";
 import { formatRecord, matches, type TailFilter } from "../audit/format.js";
-import { decodeRecord, type AuditRecord } from "../audit/record.js";
+import { decodeRecord, MAX_RECORD_BYTES, type AuditRecord } from "../audit/record.js";
 import { verifyAuditLog } from "../audit/verify.js";
 import { ExitCode, NucleusError } from "../errors.js";
 import { discoverConfig } from "../config/discover.js";
@@ -86,7 +86,7 @@ async function orderedFiles(paths: string[]): Promise<string[]> {
 async function firstSeq(path: string): Promise<number> {
   try {
     for await (const line of readLines(path)) {
-      const r = decodeRecord(line.text);
+      const r = decodeRecord(line.bytes);
       return r.ok ? r.record.seq : -Infinity;
     }
   } catch {
@@ -127,14 +127,14 @@ async function tail(args: string[], ctx: CliContext): Promise<number> {
   for (const f of await auditFileSet(file)) {
     for await (const line of readLines(f)) {
       if (!line.terminated) continue; // a write in progress, or a truncated tail: verify reports it
-      const d = decodeRecord(line.text);
+      const d = decodeRecord(line.bytes);
       if (!d.ok) {
         invalid++;
         continue;
       }
       seen = Math.max(seen, d.record.seq);
       if (!matches(d.record, filter)) continue;
-      last.push([d.record, line.text]);
+      last.push([d.record, d.text]);
       if (last.length > count) last.shift();
     }
   }
@@ -152,22 +152,27 @@ async function tail(args: string[], ctx: CliContext): Promise<number> {
 async function follow(file: string, filter: TailFilter, print: (r: AuditRecord, raw: string) => void, lastSeq: number): Promise<number> {
   let fh = await open(file, "r");
   let offset = (await fh.stat()).size;
-  let pending = "";
-  const take = (raw: string): void => {
+  let pending = Buffer.alloc(0);
+  const take = (raw: Buffer): void => {
     const d = decodeRecord(raw);
     if (!d.ok || d.record.seq <= lastSeq) return;
     lastSeq = d.record.seq;
-    if (matches(d.record, filter)) print(d.record, raw);
+    if (matches(d.record, filter)) print(d.record, d.text);
   };
   const drain = async (): Promise<void> => {
     const { size } = await fh.stat();
     if (size <= offset) return;
-    const buf = Buffer.alloc(size - offset);
+    // Bytes, not text: a character split between two reads stays whole. Bounded like every reader.
+    const buf = Buffer.alloc(Math.min(size - offset, MAX_RECORD_BYTES + 1));
     await fh.read(buf, 0, buf.length, offset);
-    offset = size;
-    const parts = (pending + buf.toString("utf8")).split("\n");
-    pending = parts.pop() ?? "";
-    parts.forEach(take);
+    offset += buf.length;
+    let data = pending.length ? Buffer.concat([pending, buf]) : buf;
+    let nl: number;
+    while ((nl = data.indexOf(0x0a)) !== -1) {
+      take(data.subarray(0, nl));
+      data = data.subarray(nl + 1);
+    }
+    pending = data.length > MAX_RECORD_BYTES ? Buffer.alloc(0) : Buffer.from(data);
   };
   for (;;) {
     await new Promise((r) => setTimeout(r, 200));
@@ -180,10 +185,10 @@ async function follow(file: string, filter: TailFilter, print: (r: AuditRecord, 
       fh = await open(file, "r");
       for (const f of await auditFileSet(file)) {
         if (f === file) continue;
-        for await (const line of readLines(f)) if (line.terminated) take(line.text);
+        for await (const line of readLines(f)) if (line.terminated) take(line.bytes);
       }
       offset = 0;
-      pending = "";
+      pending = Buffer.alloc(0);
     }
   }
 }

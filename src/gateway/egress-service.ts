@@ -2,6 +2,7 @@
 // session (removed at close) and one proxy per server launch, whose decisions
 // become audit events. Not responsible for the rules (policy/) or the sandbox binds.
 
+import { egressBudget, type EgressBudgetOptions } from "../audit/egress-budget.js";
 import { egress as egressAuditEvent, type AuditEvent } from "../audit/events.js";
 import type { ServerSpec } from "../config/spec.js";
 import { createEgressSocketDir, removeEgressSocketDir, startServerEgress, type EgressEvent, type EgressLimits, type EgressProxy, type EgressResolver } from "../egress/index.js";
@@ -20,6 +21,8 @@ export interface EgressServiceOptions {
    * build the services in-process pass it; nothing in the configuration or the CLI can.
    */
   readonly insecureTestPrivateRanges?: readonly string[];
+  /** Each server's budget for egress records (default: a burst of 200, then 50/s; summaries every 10 s). */
+  readonly auditBudget?: EgressBudgetOptions;
 }
 
 export interface EgressService {
@@ -52,7 +55,9 @@ export function createEgressService(opts: { log: Logger; audit: ((event: AuditEv
   let launches = 0;
   let closed = false;
   const open = new Set<EgressProxy>();
-  const audit = (e: EgressEvent) => opts.audit?.(egressAudit(e));
+  // SECURITY: one budget per server across its launches, so a flood of refused connections cannot flush others' records.
+  const budget = opts.audit ? egressBudget(opts.audit, opts.auditBudget) : null;
+  const audit = (e: EgressEvent) => budget?.audit(egressAudit(e));
 
   return {
     async start(spec) {
@@ -91,6 +96,7 @@ export function createEgressService(opts: { log: Logger; audit: ((event: AuditEv
       closed = true;
       await Promise.all([...open].map((p) => p.close().catch(() => undefined)));
       open.clear();
+      budget?.flush(); // after the proxies closed: their last decisions are counted too
       if (dir) await removeEgressSocketDir(await dir.catch(() => "")).catch(() => undefined);
     },
   };

@@ -32,15 +32,26 @@ export interface Services {
 /** Most audit records waiting to be written; past it they are counted, not queued. */
 export const MAX_PENDING_AUDIT = 10_000;
 
+/** The "records behind" warning is printed at most once per this many ms, with a count. */
+export const AUDIT_BEHIND_WARN_MS = 10_000;
+
 /**
  * The audit sink: appends in order, but never queues without bound. A server
  * that floods events (thousands of refused connections a second) gets them
  * counted and written as one `audit.dropped` record once the queue drains,
- * so the gateway's memory stays bounded and the gap is on the record.
+ * so the gateway's memory stays bounded and the gap is on the record. The
+ * warning about it is printed at most once per 10 s, with what was counted since.
  */
-export function boundedAudit(auditLog: Pick<AuditLog, "append">, log: Logger, maxPending = MAX_PENDING_AUDIT): (event: AuditEvent) => void {
+export function boundedAudit(
+  auditLog: Pick<AuditLog, "append">,
+  log: Logger,
+  maxPending = MAX_PENDING_AUDIT,
+  now: () => number = Date.now,
+): (event: AuditEvent) => void {
   let pending = 0;
   let dropped = 0;
+  let unwarned = 0;
+  let warnedAt = -Infinity;
   const write = (event: AuditEvent) => {
     pending++;
     auditLog
@@ -50,7 +61,16 @@ export function boundedAudit(auditLog: Pick<AuditLog, "append">, log: Logger, ma
   };
   return (event) => {
     if (pending >= maxPending) {
-      if (dropped++ === 0) log.warn(`the audit log is ${maxPending} records behind; further records are counted, not written, until it catches up`);
+      dropped++;
+      unwarned++;
+      const t = now();
+      if (t - warnedAt >= AUDIT_BEHIND_WARN_MS) {
+        log.warn(
+          `the audit log is ${maxPending} records behind; further records are counted, not written, until it catches up (${unwarned} counted since the last such warning)`,
+        );
+        warnedAt = t;
+        unwarned = 0;
+      }
       return;
     }
     if (dropped > 0) {
@@ -88,6 +108,8 @@ export async function createServices(
       "remove run_as: a gateway run by an ordinary user already runs its sandboxes as that user",
     );
   }
+  // SECURITY: fail at start when the log cannot be used, rather than run servers whose every record is lost.
+  await auditLog?.open();
   const backends = defaultBackends(config.gateway.runAs);
   // Egress decisions go to the same audit log; refusals are also logged once per destination at warn.
   const egress = createEgressService({ log, audit, ...opts.egress });

@@ -43,15 +43,34 @@ describe("event constructors", () => {
 describe("record lines", () => {
   it("round-trip, chain from the genesis, and render for people", () => {
     const prev = genesisHash("c1");
-    const { line, hash } = encodeRecord({ seq: 1, time: "2026-01-01T00:00:00.000Z", type: "tool.call", fields: { server: "fs", what: "two words" }, prev });
+    const { bytes, hash } = encodeRecord({ seq: 1, time: "2026-01-01T00:00:00.000Z", type: "tool.call", fields: { server: "fs", what: "two words" }, prev });
+    expect(bytes.at(-1)).toBe(0x0a);
+    const line = bytes.subarray(0, -1);
     const d = decodeRecord(line);
-    expect(d).toEqual({ ok: true, record: { seq: 1, time: "2026-01-01T00:00:00.000Z", type: "tool.call", fields: { server: "fs", what: "two words" }, prev, hash } });
+    expect(d).toEqual({
+      ok: true,
+      record: { seq: 1, time: "2026-01-01T00:00:00.000Z", type: "tool.call", fields: { server: "fs", what: "two words" }, prev, hash },
+      text: line.toString("utf8"),
+    });
     if (!d.ok) throw new Error("unreachable");
     expect(formatRecord(d.record)).toBe('2026-01-01T00:00:00.000Z  #1  tool.call  server=fs what="two words"');
     expect(matches(d.record, { type: "tool" })).toBe(true);
     expect(matches(d.record, { type: "tool.cal" })).toBe(false);
     expect(matches(d.record, { server: "gh" })).toBe(false);
-    expect(decodeRecord(line.replace('"seq":1', '"seq":2'))).toMatchObject({ ok: false });
-    expect(decodeRecord("{}")).toMatchObject({ ok: false });
+    expect(decodeRecord(Buffer.from(line.toString("utf8").replace('"seq":1', '"seq":2')))).toMatchObject({ ok: false });
+    expect(decodeRecord(Buffer.from("{}"))).toMatchObject({ ok: false });
+  });
+
+  it("hash the bytes as stored: a byte that is not UTF-8 is damage, not U+FFFD (the review's experiment)", () => {
+    const { bytes } = encodeRecord({ seq: 1, time: "2026-01-01T00:00:00.000Z", type: "tool.call", fields: { tool: "t\uFFFDx", lone: "\uD800" }, prev: genesisHash("c1") });
+    const line = bytes.subarray(0, -1);
+    expect(decodeRecord(line)).toMatchObject({ ok: true, record: { fields: { tool: "t\uFFFDx", lone: "\uD800" } } });
+    const at = line.indexOf(Buffer.from([0xef, 0xbf, 0xbd]));
+    expect(at).toBeGreaterThan(0);
+    const changed = Buffer.concat([line.subarray(0, at), Buffer.from([0xff]), line.subarray(at + 3)]);
+    expect(decodeRecord(changed)).toEqual({ ok: false, reason: expect.stringMatching(/not valid UTF-8/) });
+    // Valid UTF-8 but different bytes: the hash over the stored bytes catches it.
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), line]);
+    expect(decodeRecord(bom)).toMatchObject({ ok: false });
   });
 });

@@ -1,10 +1,10 @@
-import { mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { copyFile, mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AuditLog } from "../../../src/audit/audit-log.js";
 import { serverExit, serverStart, toolCall } from "../../../src/audit/events.js";
-import { auditFileSet } from "../../../src/audit/files.js";
+import { auditFileSet, readLines } from "../../../src/audit/files.js";
 import { verifyAuditLog } from "../../../src/audit/verify.js";
 
 let dir: string;
@@ -113,6 +113,40 @@ describe("verifyAuditLog", () => {
       const files = await writeLog(30, { maxBytes: 3000, keep: 20 });
       expect((await verifyAuditLog([...files].reverse())).ok).toBe(false);
       expect((await verifyAuditLog([...files, join(dir, "gone")])).firstBad?.reason).toContain("does not exist");
+    });
+  });
+
+  describe("bytes as stored", () => {
+    // Written by the writer before lines were hashed as bytes (commit 5084c4d): U+FFFD, é, an emoji, a lone surrogate.
+    const before = resolve(import.meta.dirname, "../../fixtures/audit/written-before-byte-hashing.jsonl");
+
+    it("passes a log written before, and the current writer continues it", async () => {
+      await copyFile(before, path);
+      expect(await verifyAuditLog([path])).toMatchObject({ ok: true, records: 4 });
+      const log = new AuditLog(path);
+      await log.append(toolCall({ server: "fs", tool: "écrire", arguments: { s: "🔒\uDC00" }, outcome: "ok", durationMs: 1, includeArguments: true }));
+      await log.close();
+      expect(await verifyAuditLog([path])).toMatchObject({ ok: true, records: 5 });
+    });
+
+    it("finds a byte that is not UTF-8 where U+FFFD was (the review's experiment)", async () => {
+      const bytes = await readFile(before);
+      const at = bytes.indexOf(Buffer.from([0xef, 0xbf, 0xbd]));
+      expect(at).toBeGreaterThan(0);
+      await writeFile(path, Buffer.concat([bytes.subarray(0, at), Buffer.from([0xff]), bytes.subarray(at + 3)]));
+      expect((await verifyAuditLog([path])).firstBad).toMatchObject({ line: 2, reason: expect.stringMatching(/not valid UTF-8/) });
+    });
+
+    it("reports a line longer than the bound without reading it whole", async () => {
+      const bytes = await readFile(before);
+      await writeFile(path, Buffer.concat([bytes, Buffer.alloc(5000, 0x61), Buffer.from("\nshort\n"), Buffer.alloc(3000, 0x62)]));
+      const got = [];
+      for await (const l of readLines(path, 0, 1000)) got.push({ n: l.number, len: l.bytes.length, terminated: l.terminated, tooLong: l.tooLong });
+      expect(got.slice(4)).toEqual([
+        { n: 5, len: 0, terminated: true, tooLong: true },
+        { n: 6, len: 5, terminated: true, tooLong: false },
+        { n: 7, len: 0, terminated: false, tooLong: true },
+      ]);
     });
   });
 });

@@ -67,4 +67,23 @@ describe("the gateway's egress service", () => {
     await svc.close();
     expect(readdirSync(base)).toEqual([]);
   });
+
+  it("budgets each server's egress records over its launches and sums up the rest at close", async () => {
+    base = mkdtempSync(join(tmpdir(), "nucleus-egress-svc-"));
+    const audit: AuditEvent[] = [];
+    const svc = createEgressService({ log: new Logger({ level: "silent" }), audit: (e) => audit.push(e), socketBase: base, auditBudget: { burst: 3, perSecond: 0 } });
+    const other = makeSpec({ name: "other", argv: ["/usr/bin/node"], network: { mode: "allowlist", hosts: [rule("api.example.com")] } });
+    const a = await svc.start(spec);
+    const again = await svc.start(spec); // a second launch of the same server shares its budget
+    const o = await svc.start(other);
+    const refuse = (path: string, host: string) => ask(path, `CONNECT ${host}:443 HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+    for (let i = 0; i < 4; i++) await refuse(a.socketPath, `a${i}.evil.example`);
+    for (let i = 0; i < 4; i++) await refuse(again.socketPath, `b${i}.evil.example`);
+    await refuse(o.socketPath, "x.example");
+    expect(audit.map((e) => `${e.fields.server} ${e.fields.host}`)).toEqual(["api a0.evil.example", "api a1.evil.example", "api a2.evil.example", "other x.example"]);
+    await svc.close();
+    expect(audit.slice(4)).toEqual([
+      { type: "egress.suppressed", fields: expect.objectContaining({ server: "api", count: 5, deny: 5, allow: 0, firstHost: "a3.evil.example", lastHost: "b3.evil.example" }) },
+    ]);
+  });
 });
