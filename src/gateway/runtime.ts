@@ -85,7 +85,7 @@ export function makeLauncher(selections: ReadonlyMap<string, Selection>, deps: R
     }
     const slog = log.child({ server: spec.name });
     try {
-      const sandbox = await selection.backend.launch(resolved, { secrets, log: slog, egressSocket: egress?.socketPath ?? null, ...(egress?.adopt ? { egressAdopt: egress.adopt } : {}) });
+      const sandbox = await selection.backend.launch(resolved, { secrets, log: slog, egressSocket: egress?.socketPath ?? null, signal, ...(egress?.adopt ? { egressAdopt: egress.adopt } : {}) });
       if (egress) {
         const e = egress;
         void sandbox.exited.finally(() => e.close().catch(() => undefined));

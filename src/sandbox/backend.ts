@@ -34,6 +34,8 @@ export interface LaunchContext {
    * proxy, which then accepts on it directly (one relay instead of two). Absent: the agent relays.
    */
   readonly egressAdopt?: EgressProxy["adopt"];
+  /** Fires when the gateway gives up on this start (the server was stopped meanwhile): a slow boot ends at once. */
+  readonly signal?: AbortSignal;
 }
 
 export type ExitCause = "exited" | "signalled" | "oom" | "stopped" | "start-failed";

@@ -27,6 +27,7 @@ import { SnapshotStore, snapshotKey, type StoredSnapshot } from "./snapshot.js";
 import { coldBoot, newLayout, restoreBoot, spawnVmm, type FcVm } from "./vm.js";
 import { connectVsockWhenReady } from "./vsock.js";
 import { ensureSnapshot } from "./warm.js";
+import { watchAbort } from "../aborted.js";
 
 export interface FirecrackerBackendOptions extends FirecrackerHostOptions {
   readonly imageRoot?: string;
@@ -159,12 +160,15 @@ export class FirecrackerBackend implements Backend {
       throw err;
     }
     let sentStart = false;
+    const abort = watchAbort(ctx.signal, `server "${spec.name}"`);
     try {
       if (b.snap) await restoreBoot(vm, b.snap, b.driveIds);
       else await coldBoot(vm, b.image, b.limits, b.driveIds);
-      const early = vm.vmm.exited.then((e) => {
+      const exitedEarly = vm.vmm.exited.then((e) => {
         throw new Error(`Firecracker exited during boot: ${e.message}${vm.consoleLines.length ? `; console: ${consoleTailText(vm.consoleLines)}` : ""}`);
       });
+      exitedEarly.catch(() => {});
+      const early = Promise.race([exitedEarly, abort.promise]);
       early.catch(() => {});
       const ctlSock = await Promise.race([connectVsockWhenReady(layout.vsockHost, VSOCK_PORT_CONTROL, startupMs), early]);
       // SECURITY: the guest's egress streams reach this server's own proxy socket, nothing else.
@@ -192,9 +196,12 @@ export class FirecrackerBackend implements Backend {
       });
     } catch (err) {
       await vm.vmm.stop(0); // its cleanup removes the layout
-      // Up to the agent's hello, a restored VM has received nothing of the server: a cold boot may follow.
-      if (b.snap && !sentStart) throw new RestoreFailed((err as Error).message);
+      // Up to the agent's hello, a restored VM has received nothing of the server: a cold boot may follow
+      // (not when the gateway gave up on this start).
+      if (b.snap && !sentStart && !ctx.signal?.aborted) throw new RestoreFailed((err as Error).message);
       throw err;
+    } finally {
+      abort.dispose();
     }
   }
 

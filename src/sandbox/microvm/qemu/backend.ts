@@ -23,6 +23,7 @@ import { sweepStaleRunDirs } from "./run-dir.js";
 import type { MountRequest } from "../../../agent/guest/protocol.js";
 import { guestEgressPlan } from "../egress-plan.js";
 import { vmStartRequest } from "../start-request.js";
+import { watchAbort } from "../aborted.js";
 
 /** QEMU's fds of the control channel and the console: the spawn's extra stdio 3 and 4. */
 const CONTROL_FD = 3;
@@ -202,9 +203,12 @@ export class QemuBackend implements Backend {
         if (partial.length > 4096) partial = "";
       });
       const bootMs = accel.accel === "tcg" ? Math.max(spec.timeouts.startupMs, 90_000) : spec.timeouts.startupMs;
-      const early = vmm.exited.then((e) => {
+      const exitedEarly = vmm.exited.then((e) => {
         throw new Error(`QEMU exited during boot: ${e.message}${consoleLines.length ? `; console: ${consoleTailText(consoleLines)}` : ""}`);
       });
+      exitedEarly.catch(() => {});
+      const abort = watchAbort(ctx.signal, `server "${spec.name}"`);
+      const early = Promise.race([exitedEarly, abort.promise]);
       early.catch(() => {});
       // SECURITY: the guest's egress streams reach this server's own proxy socket, nothing else.
       const channel = new ControlChannel(ctl, egress ? ctx.egressSocket : null);
@@ -219,9 +223,11 @@ export class QemuBackend implements Backend {
       } catch (err) {
         // QEMU's end of the channel closes as QEMU exits, often just before its exit is seen: then how QEMU
         // ended (its code, the console's last lines) is the better reason, when it comes within a moment.
-        const reason = channelClosed ? await exitReasonWithin(early, 2000, err) : err;
+        const reason = channelClosed ? await exitReasonWithin(exitedEarly, 2000, err) : err;
         await vmm.stop(0);
         throw reason;
+      } finally {
+        abort.dispose();
       }
       log.info("server started in a QEMU microVM", { accel: accel.accel });
       return vmSandbox({
