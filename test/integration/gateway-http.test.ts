@@ -182,6 +182,19 @@ describe("HTTP gateway: sessions", () => {
     expect(g.sessions).toHaveLength(1); // no gateway was even created for the refused one
   });
 
+  it("refuses a request over the session's limit of open requests with 429, and serves it once one ends", async () => {
+    const g = await start(() => [tiny("a")], { maxRequestsPerSession: 3 });
+    const c = await connect(g.http.url);
+    await c.client.listTools();
+    // Four slow calls at once (beside the SDK client's GET stream, when it has one open): the limit refuses some.
+    const calls = await Promise.allSettled([1, 2, 3, 4].map(() => c.client.callTool({ name: "a__sleep", arguments: { ms: 1500 } })));
+    const refused = calls.filter((r) => r.status === "rejected").map((r) => String((r as PromiseRejectedResult).reason));
+    expect(refused.length).toBeGreaterThanOrEqual(1);
+    for (const why of refused) expect(why).toMatch(/429|Too Many Requests/);
+    expect(calls.filter((r) => r.status === "fulfilled").length).toBeGreaterThanOrEqual(2);
+    expect(text(await c.client.callTool({ name: "a__echo", arguments: { message: "room again" } }))).toContain("room again");
+  });
+
   it("sends a server→client request on the POST stream of a client that never opens a GET stream", async () => {
     const g = await start(() => [everything()]);
     const post = async (body: unknown, sid?: string) =>

@@ -37,6 +37,8 @@ export interface HttpGatewayOptions {
   readonly maxSessions: number;
   /** A session with no open request for this long is closed (its servers stopped). */
   readonly idleTimeoutMs: number;
+  /** HTTP requests one session may have open at once (its GET stream included); one more gets 429. Default 64. */
+  readonly maxRequestsPerSession?: number;
   /** The MCP endpoint path; default "/mcp". */
   readonly path?: string;
   /** SECURITY: allows binding a non-loopback address (reachable from the network). */
@@ -51,6 +53,7 @@ export const HTTP_DEFAULTS = {
   allowedOrigins: [] as readonly string[],
   maxBodyBytes: GATEWAY_DEFAULTS.maxMessageBytes,
   maxSessions: GATEWAY_DEFAULTS.httpMaxSessions,
+  maxRequestsPerSession: 64,
   idleTimeoutMs: GATEWAY_DEFAULTS.httpIdleTimeoutMs,
 } as const;
 
@@ -90,7 +93,8 @@ export function validateHttpOptions(o: HttpGatewayOptions): void {
     );
   }
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw usage(`HTTP port ${o.port} is not a TCP port`, `use 0..65535`);
-  for (const [name, v] of [["maxBodyBytes", o.maxBodyBytes], ["maxSessions", o.maxSessions], ["idleTimeoutMs", o.idleTimeoutMs]] as const) {
+  const limits = [["maxBodyBytes", o.maxBodyBytes], ["maxSessions", o.maxSessions], ["idleTimeoutMs", o.idleTimeoutMs], ["maxRequestsPerSession", o.maxRequestsPerSession ?? 1]] as const;
+  for (const [name, v] of limits) {
     if (!Number.isInteger(v) || v <= 0) throw usage(`HTTP option ${name} must be a positive integer, got ${v}`, `fix [gateway.http]`);
   }
   for (const origin of o.allowedOrigins) {

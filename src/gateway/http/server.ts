@@ -9,7 +9,7 @@ import { NucleusError } from "../../errors.js";
 import { readBody, sendRefusal } from "./body.js";
 import { checkHost, checkOrigin, corsHeaders, makeBearerCheck, preflightHeaders, SERVER_ERROR, type Refusal } from "./guard.js";
 import { isLoopbackHost } from "../../policy/loopback.js";
-import { validateHttpOptions, type HttpGatewayOptions, type SessionGateway } from "./options.js";
+import { HTTP_DEFAULTS, validateHttpOptions, type HttpGatewayOptions, type SessionGateway } from "./options.js";
 import { RefusalLog } from "./refusal-log.js";
 import { SessionTable, type Session } from "./sessions.js";
 
@@ -41,6 +41,7 @@ export async function startHttpGateway(opts: HttpGatewayOptions): Promise<HttpGa
   const endpoint = opts.path ?? "/mcp";
   const loopbackOnly = isLoopbackHost(opts.host);
   const bearer = makeBearerCheck(opts.token);
+  const maxRequests = opts.maxRequestsPerSession ?? HTTP_DEFAULTS.maxRequestsPerSession;
   const table = new SessionTable({ createSession: opts.createSession, maxSessions: opts.maxSessions, idleTimeoutMs: opts.idleTimeoutMs, log });
   let port = 0;
   let shuttingDown = false;
@@ -119,6 +120,11 @@ export async function startHttpGateway(opts: HttpGatewayOptions): Promise<HttpGa
       if (!session || session.closing) {
         return refuse(req, res, { status: 404, code: SESSION_NOT_FOUND, message: "Session not found: it ended or timed out; initialize a new one" });
       }
+    }
+    // SECURITY: one client cannot hold an unbounded number of calls (each may buffer a body and hold a server).
+    if (session.open >= maxRequests) {
+      const message = `Too Many Requests: this session already has ${maxRequests} requests open; wait for answers first`;
+      return refuse(req, res, { status: 429, code: SERVER_ERROR, message, headers: { "Retry-After": "1" } });
     }
     table.begin(session);
     const current = session;
