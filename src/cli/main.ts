@@ -100,16 +100,17 @@ export async function main(argv: string[], io: Partial<CliContext> = {}): Promis
   try {
     return await command.run(args, ctx);
   } catch (err) {
+    // SECURITY: whatever a failure says passes the secrets' redactor (set on the logger once secrets were loaded).
     if (err instanceof NucleusError) {
-      stderr.write(`nucleus: ${err.describe()}\n`);
+      stderr.write(`nucleus: ${log.redact(err.describe())}\n`);
       return err.exitCode;
     }
     if (err instanceof TypeError && (err as NodeJS.ErrnoException).code?.startsWith("ERR_PARSE_ARGS")) {
       stderr.write(`nucleus ${name}: ${err.message}\nRun \`nucleus ${name} --help\` for usage.\n`);
       return ExitCode.usage;
     }
-    stderr.write(`nucleus: ${errorMessage(err)}\n`);
-    if (level === "debug" && err instanceof Error && err.stack) stderr.write(err.stack + "\n");
+    stderr.write(`nucleus: ${log.redact(errorMessage(err))}\n`);
+    if (level === "debug" && err instanceof Error && err.stack) stderr.write(log.redact(err.stack) + "\n");
     return ExitCode.failure;
   }
 }
