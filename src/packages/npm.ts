@@ -3,6 +3,7 @@
 // Not responsible for sandboxing the server or for the Node runtime itself.
 
 import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, relative, sep } from "node:path";
@@ -10,7 +11,6 @@ import { NucleusError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { NpmPackage, ServerSpec } from "../config/spec.js";
 import { deepFreeze } from "../config/load.js";
-import { whichSync } from "../sandbox/which.js";
 
 export interface NpmOptions {
   /** Default: defaultCacheDir(). */
@@ -121,6 +121,13 @@ export function npmInstallArgs(pkg: NpmPackage, prefix: string): string[] {
     "--no-audit",
     "--no-fund",
     "--no-update-notifier",
+    // SECURITY: only registry packages. npm 10 ran a git dependency's `prepare` script on the host despite
+    // --ignore-scripts; git, URL (also a request to any address, loopback included), file and directory
+    // dependencies are refused outright (npm >= 11 knows these switches: the bundled one is used).
+    "--allow-git=none",
+    "--allow-remote=none",
+    "--allow-file=none",
+    "--allow-directory=none",
     // Fail within a minute or two with npm's own error instead of retrying for many minutes.
     "--fetch-retries=1",
     "--fetch-timeout=60000",
@@ -128,18 +135,53 @@ export function npmInstallArgs(pkg: NpmPackage, prefix: string): string[] {
   ];
 }
 
+/** The npm this package depends on (a known version with the switches above), as [node, npm-cli.js]. */
+export function bundledNpm(): string[] {
+  let cli: string;
+  try {
+    // (npm's "exports" name its package.json, not its bin.)
+    cli = join(dirname(createRequire(import.meta.url).resolve("npm/package.json")), "bin", "npm-cli.js");
+    if (!existsSync(cli)) throw new Error("missing");
+  } catch {
+    throw new NucleusError("PACKAGE_INSTALL_FAILED", "cannot install npm packages: the npm that nucleus depends on is not installed", {
+      hint: "run `npm ci` (or scripts/setup.sh) in the nucleus package, or run the server with command = [...] instead",
+    });
+  }
+  return [process.execPath, cli];
+}
+
+/** Variables npm gets from the gateway's environment: what it needs to run and reach the registry, no secret. */
+const NPM_ENV = /^(PATH|HOME|USER|LOGNAME|LANG|LC_[A-Z]+|TZ|TMPDIR|(HTTPS?|NO)_PROXY|(https?|no)_proxy|npm_config_[A-Za-z0-9_]+|NODE_EXTRA_CA_CERTS|SSL_CERT_(FILE|DIR))$/;
+
+/**
+ * SECURITY: npm runs on the host, outside any sandbox: it gets only the variables above, never the gateway's
+ * whole environment (which holds every `from = "env"` secret of every server).
+ */
+export function npmEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && NPM_ENV.test(k)) out[k] = v;
+  out.npm_config_loglevel = "warn";
+  return out;
+}
+
 function npmInstall(pkg: NpmPackage, prefix: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-  const npm = whichSync("npm");
-  if (!npm) {
-    return Promise.reject(
-      new NucleusError("PACKAGE_INSTALL_FAILED", `cannot install ${pkg.spec}: npm was not found on PATH`, {
-        hint: "install Node.js with npm, or run the server with command = [...] instead",
-      }),
-    );
+  let npm: string[];
+  try {
+    npm = bundledNpm();
+  } catch (err) {
+    return Promise.reject(err);
   }
   const argv = npmInstallArgs(pkg, prefix);
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(npm, argv, { cwd: prefix, stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, npm_config_loglevel: "warn" } });
+    // Its own process group: a timeout or an abort kills npm and whatever it started (git, a resolver).
+    const child = spawn(npm[0]!, [...npm.slice(1), ...argv], { cwd: prefix, stdio: ["ignore", "ignore", "pipe"], env: npmEnv(), detached: true });
+    const killAll = () => {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        child.kill("SIGKILL");
+      }
+    };
     let stderr = "";
     child.stderr.setEncoding("utf8");
     child.stderr.on("data", (chunk: string) => {
@@ -147,13 +189,13 @@ function npmInstall(pkg: NpmPackage, prefix: string, timeoutMs: number, signal?:
     });
     const onAbort = () => {
       stderr += "\n(the install was cancelled)";
-      child.kill("SIGKILL");
+      killAll();
     };
     if (signal?.aborted) onAbort();
     else signal?.addEventListener("abort", onAbort, { once: true });
     const timer = setTimeout(() => {
       stderr += `\n(npm install did not finish within ${timeoutMs} ms and was stopped)`;
-      child.kill("SIGKILL");
+      killAll();
     }, timeoutMs);
     child.on("error", (err) => {
       clearTimeout(timer);

@@ -1,12 +1,16 @@
-import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { execFile } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { execFile, execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Logger } from "../../../src/log.js";
 import { NucleusError } from "../../../src/errors.js";
 import type { NpmPackage } from "../../../src/config/spec.js";
-import { defaultCacheDir, ensureNpmPackage, npmInstallArgs, packageDir, resolvePackageSpec } from "../../../src/packages/npm.js";
+import { bundledNpm, defaultCacheDir, ensureNpmPackage, npmEnv, npmInstallArgs, packageDir, resolvePackageSpec } from "../../../src/packages/npm.js";
+import { whichSync } from "../../../src/sandbox/which.js";
 import { UnsandboxedBackend } from "../../../src/sandbox/unsandboxed.js";
 import { connectToSandbox } from "../../helpers/mcp.js";
 import { makeSpec } from "../../helpers/spec.js";
@@ -38,8 +42,83 @@ function fakeInstalled(name: string, manifest: object, files: Record<string, str
 describe("npmInstallArgs", () => {
   it("never runs install scripts and saves nothing", () => {
     expect(npmInstallArgs(pkg("@s/p", "1.2.3"), "/cache/npm/.install-x")).toEqual([
-      "install", "--prefix", "/cache/npm/.install-x", "--no-save", "--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier", "--fetch-retries=1", "--fetch-timeout=60000", "@s/p@1.2.3",
+      "install", "--prefix", "/cache/npm/.install-x", "--no-save", "--ignore-scripts", "--no-audit", "--no-fund", "--no-update-notifier",
+      "--allow-git=none", "--allow-remote=none", "--allow-file=none", "--allow-directory=none", "--fetch-retries=1", "--fetch-timeout=60000", "@s/p@1.2.3",
     ]);
+  });
+});
+
+describe("npm's environment", () => {
+  it("holds what npm needs and none of the gateway's other variables (secrets among them)", () => {
+    const env = npmEnv({ PATH: "/usr/bin", HOME: "/h", GITHUB_TOKEN: "ghp_x", API_KEY: "k", npm_config_registry: "http://r/", HTTPS_PROXY: "http://p:3128", NODE_OPTIONS: "--require /x" });
+    expect(env).toEqual({ PATH: "/usr/bin", HOME: "/h", npm_config_registry: "http://r/", HTTPS_PROXY: "http://p:3128", npm_config_loglevel: "warn" });
+  });
+
+  it("is the npm that nucleus depends on, which knows --allow-git", async () => {
+    const [node, cli] = bundledNpm();
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(node!, [cli!, "--allow-git=none", "config", "get", "allow-git"], { env: npmEnv(), timeout: 60_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout.trim()))),
+    );
+    expect(out).toBe("none");
+  });
+});
+
+const hasGit = whichSync("git") !== null;
+describe.skipIf(!hasGit)(`a package whose dependency is a git repository${hasGit ? "" : " (skipped: git is missing)"}`, () => {
+  // A local registry (loopback) serving one package, "top", whose dependency is a local git repository with a
+  // `prepare` script: npm 10 ran that script on the host despite --ignore-scripts. Harmless if it ran: it only
+  // writes a canary file into this test's temporary directory.
+  let dir: string;
+  let registry: Server;
+  let url: string;
+  beforeAll(async () => {
+    dir = realpathSync(mkdtempSync(join(tmpdir(), "nucleus-npm-git-")));
+    const git = join(dir, "gitdep");
+    mkdirSync(git);
+    writeFileSync(join(git, "package.json"), JSON.stringify({ name: "gitdep", version: "1.0.0", scripts: { prepare: `echo ran > ${JSON.stringify(join(dir, "CANARY"))}` } }));
+    const g = (...args: string[]) => execFileSync("git", ["-c", "user.email=t@t", "-c", "user.name=t", ...args], { cwd: git, stdio: "ignore" });
+    g("init", "-q");
+    g("add", ".");
+    g("commit", "-q", "-m", "x");
+    const top = join(dir, "pkg", "package");
+    mkdirSync(top, { recursive: true });
+    const manifest = { name: "top", version: "1.0.0", bin: { top: "index.js" }, dependencies: { gitdep: `git+file://${git}` } };
+    writeFileSync(join(top, "package.json"), JSON.stringify(manifest));
+    writeFileSync(join(top, "index.js"), "");
+    execFileSync("tar", ["czf", join(dir, "top-1.0.0.tgz"), "-C", join(dir, "pkg"), "package"]);
+    const tgz = readFileSync(join(dir, "top-1.0.0.tgz"));
+    const integrity = `sha512-${createHash("sha512").update(tgz).digest("base64")}`;
+    registry = createServer((req, res) => {
+      if (req.url === "/top") {
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ name: "top", "dist-tags": { latest: "1.0.0" }, versions: { "1.0.0": { ...manifest, dist: { tarball: `${url}top-1.0.0.tgz`, integrity } } } }));
+      } else if (req.url === "/top-1.0.0.tgz") res.end(tgz);
+      else res.writeHead(404).end("{}");
+    });
+    await new Promise<void>((r) => registry.listen(0, "127.0.0.1", r));
+    url = `http://127.0.0.1:${(registry.address() as AddressInfo).port}/`;
+  });
+  afterAll(async () => {
+    await new Promise((r) => registry?.close(r));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("is refused: no git dependency is fetched, no script of it runs on the host", { timeout: 120_000 }, async () => {
+    const saved = { registry: process.env.npm_config_registry, cache: process.env.npm_config_cache };
+    process.env.npm_config_registry = url;
+    process.env.npm_config_cache = join(dir, "npm-cache");
+    try {
+      const err = await ensureNpmPackage(pkg("top", "1.0.0"), { cacheDir: join(dir, "store"), log }).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(NucleusError);
+      expect((err as Error).message).toMatch(/EALLOWGIT|allow-git/i);
+    } finally {
+      for (const [k, v] of [["npm_config_registry", saved.registry], ["npm_config_cache", saved.cache]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+    expect(existsSync(join(dir, "CANARY"))).toBe(false);
+    expect(existsSync(packageDir(pkg("top", "1.0.0"), join(dir, "store")))).toBe(false);
   });
 });
 
