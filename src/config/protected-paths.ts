@@ -6,6 +6,7 @@
 // for resolving paths (paths.ts) or loading secrets (src/secrets/).
 
 import { realpathSync } from "node:fs";
+import { homedir } from "node:os";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { PathSegment, Problems } from "./config-error.js";
@@ -104,7 +105,19 @@ function guardedPaths(config: ProtectedPathsInput["config"]): Guarded[] {
   const gatewayMeets = (p: string) => gatewayParts.reduce<ReturnType<Guarded["meets"]>>((found, m) => found ?? m(p), null);
   out.push({ meets: gatewayMeets, readToo: false, exempt: none, what: `the gateway's own code ${GATEWAY_ROOT}`, why: "a server that can change it runs code on the host" });
   out.push({ meets: within(process.execPath), readToo: false, exempt: none, what: `the node binary that runs the gateway, ${process.execPath}`, why: "a server that can replace it runs code on the host" });
+  // SECURITY: nucleus's cache holds the installed npm packages (servers' code, installed after this check),
+  // the microVM images (every VM's kernel and agent) and Firecracker snapshots.
+  for (const cache of nucleusCacheDirs()) {
+    out.push({ meets: overlapping(cache), readToo: false, exempt: none, what: `nucleus's cache ${cache} (npm packages, microVM images)`, why: "a server that can change it runs its code as other servers, or in every VM" });
+  }
   return out;
+}
+
+/** `<cache>/nucleus` as the package store (HOME) and the image store (the account's home) find it. */
+function nucleusCacheDirs(env: NodeJS.ProcessEnv = process.env): string[] {
+  const xdg = env.XDG_CACHE_HOME && env.XDG_CACHE_HOME.startsWith("/") ? env.XDG_CACHE_HOME : null;
+  const homes = [env.HOME, homedir()].filter((h): h is string => Boolean(h) && h!.startsWith("/"));
+  return [...new Set(xdg ? [join(xdg, "nucleus")] : homes.map((h) => join(h, ".cache", "nucleus")))];
 }
 
 /** The paths a server reaches: its code directories (read-only) and its grants, each with the TOML path it comes from. */

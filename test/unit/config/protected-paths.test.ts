@@ -194,6 +194,35 @@ writable_paths = ["./out"]
     expect(lines.some((l) => l.startsWith("servers.d."))).toBe(false);
   });
 
+  it("refuses a writable grant of nucleus's cache (npm packages, microVM images) or of a directory holding it; reading it stays allowed", async () => {
+    ownScript("srv");
+    t.mkdir("xdg/nucleus/images");
+    const saved = process.env.XDG_CACHE_HOME;
+    process.env.XDG_CACHE_HOME = join(t.dir, "xdg");
+    try {
+      const res = await t.check(`
+[servers.a]
+command = ["node", "./srv/srv.js"]
+vm_profile = "filesystem-readwrite"
+allowed_paths = ["./xdg/nucleus/images"]
+[servers.b]
+command = ["node", "./srv/srv.js"]
+vm_profile = "filesystem-readwrite"
+allowed_paths = ["./xdg"]
+[servers.c]
+command = ["node", "./srv/srv.js"]
+vm_profile = "filesystem-readonly"
+allowed_paths = ["./xdg"]
+`);
+      const lines = problemLines(res).filter((l) => l.includes(`nucleus's cache ${join(t.dir, "xdg", "nucleus")}`));
+      expect(lines.map((l) => l.split(":")[0])).toEqual(["servers.a.allowed_paths", "servers.b.allowed_paths"]);
+      expect(problemLines(res).some((l) => l.startsWith("servers.c."))).toBe(false);
+    } finally {
+      if (saved === undefined) delete process.env.XDG_CACHE_HOME;
+      else process.env.XDG_CACHE_HOME = saved;
+    }
+  });
+
   it("is re-checked by every load, so a reload of a config changed to grant it fails", async () => {
     ownScript("srv");
     const path = t.file("nucleus.toml", `[servers.a]\ncommand = ["node", "./srv/srv.js"]\nvm_profile = "filesystem-readonly"\nallowed_paths = ["./"]\n`);
