@@ -4,7 +4,7 @@
 
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, relative, sep } from "node:path";
 import { NucleusError } from "../errors.js";
@@ -39,6 +39,7 @@ export async function ensureNpmPackage(pkg: NpmPackage, opts: NpmOptions): Promi
   if (!existsSync(join(root, "node_modules", pkg.name, "package.json"))) {
     const parent = dirname(root);
     mkdirSync(parent, { recursive: true, mode: 0o700 });
+    sweepStaleInstalls(parent, 2 * (opts.timeoutMs ?? 300_000), opts.log);
     const tmp = mkdtempSync(join(parent, ".install-"));
     try {
       opts.log.info("installing npm package", { package: `${pkg.name}@${pkg.version}` });
@@ -133,6 +134,34 @@ export function npmInstallArgs(pkg: NpmPackage, prefix: string): string[] {
     "--fetch-timeout=60000",
     `${pkg.name}@${pkg.version}`,
   ];
+}
+
+/**
+ * Removes temporary install directories left by a gateway that died mid-install (a live install is younger
+ * than twice the install timeout: it is killed at the timeout).
+ */
+export function sweepStaleInstalls(parent: string, olderThanMs: number, log: Logger, now = Date.now()): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return removed;
+  }
+  for (const n of names) {
+    if (!n.startsWith(".install-")) continue;
+    const dir = join(parent, n);
+    try {
+      const st = lstatSync(dir);
+      if (!st.isDirectory() || now - st.mtimeMs < olderThanMs) continue;
+      rmSync(dir, { recursive: true, force: true });
+      removed.push(dir);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  if (removed.length > 0) log.debug("removed npm install directories left by an earlier gateway", { dirs: removed.join(",") });
+  return removed;
 }
 
 /** The npm this package depends on (a known version with the switches above), as [node, npm-cli.js]. */

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { execFile, execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Logger } from "../../../src/log.js";
 import { NucleusError } from "../../../src/errors.js";
 import type { NpmPackage } from "../../../src/config/spec.js";
-import { bundledNpm, defaultCacheDir, ensureNpmPackage, npmEnv, npmInstallArgs, packageDir, resolvePackageSpec } from "../../../src/packages/npm.js";
+import { bundledNpm, sweepStaleInstalls, defaultCacheDir, ensureNpmPackage, npmEnv, npmInstallArgs, packageDir, resolvePackageSpec } from "../../../src/packages/npm.js";
 import { whichSync } from "../../../src/sandbox/which.js";
 import { UnsandboxedBackend } from "../../../src/sandbox/unsandboxed.js";
 import { connectToSandbox } from "../../helpers/mcp.js";
@@ -119,6 +119,21 @@ describe.skipIf(!hasGit)(`a package whose dependency is a git repository${hasGit
     }
     expect(existsSync(join(dir, "CANARY"))).toBe(false);
     expect(existsSync(packageDir(pkg("top", "1.0.0"), join(dir, "store")))).toBe(false);
+  });
+});
+
+describe("sweepStaleInstalls", () => {
+  it("removes install directories older than the bound, and keeps younger ones and anything else", () => {
+    const parent = join(cacheDir, "sweep");
+    mkdirSync(join(parent, ".install-old"), { recursive: true });
+    writeFileSync(join(parent, ".install-old", "x"), "");
+    mkdirSync(join(parent, ".install-young"));
+    mkdirSync(join(parent, "pkg@1.0.0"));
+    const old = (Date.now() - 3_600_000) / 1000;
+    utimesSync(join(parent, ".install-old"), old, old);
+    utimesSync(join(parent, "pkg@1.0.0"), old, old);
+    expect(sweepStaleInstalls(parent, 600_000, log)).toEqual([join(parent, ".install-old")]);
+    expect(readdirSync(parent).sort()).toEqual([".install-young", "pkg@1.0.0"]);
   });
 });
 
