@@ -6,7 +6,7 @@ import { ExitCode } from "../errors.js";
 import { agentFiles, agentHash } from "../sandbox/microvm/image/agent.js";
 import { buildImage } from "../sandbox/microvm/image/build.js";
 import { applyPrune, imageBytes, planPrune } from "../sandbox/microvm/image/prune.js";
-import { imageRoot, listImages, removeImage } from "../sandbox/microvm/image/store.js";
+import { imageRoot, listImages, REBUILD_HINT, removeImage } from "../sandbox/microvm/image/store.js";
 import type { CliCommand } from "./command.js";
 
 const usage = `Usage: nucleus image <build|ls|rm|prune> [options]
@@ -21,6 +21,8 @@ $XDG_CACHE_HOME/nucleus/images (default ~/.cache/nucleus/images).
       --kernel-package NAME  Debian kernel package (default linux-image-amd64), fetched with apt-get download
       --kernel-deb FILE      a kernel .deb already at hand
   nucleus image ls [--json]
+      list images; each one's vmlinux and initramfs.cpio are checked against the
+      SHA-256 in its manifest, and a damaged or outdated one is shown as such
   nucleus image rm ID        remove an image (an unambiguous prefix of its id)
   nucleus image prune [--dry-run]
       remove every image except, per runtime, the one this nucleus would launch
@@ -54,12 +56,13 @@ export const imageCommand: CliCommand = {
     }
     if (sub === "ls") {
       const { values } = parseArgs({ args: rest, strict: true, options: { json: { type: "boolean" } } });
-      const images = listImages(root);
+      const { images, unusable } = await listImages(root);
       if (values.json) {
-        ctx.stdout.write(JSON.stringify(images.map((i) => ({ dir: i.dir, ...i.manifest })), null, 2) + "\n");
+        const rows = [...images.map((i) => ({ dir: i.dir, status: "ok", ...i.manifest })), ...unusable.map((u) => ({ dir: u.dir, id: u.name, status: u.status, problem: u.problem }))];
+        ctx.stdout.write(JSON.stringify(rows, null, 2) + "\n");
         return ExitCode.ok;
       }
-      if (images.length === 0) {
+      if (images.length === 0 && unusable.length === 0) {
         ctx.stdout.write(`no images in ${root}; build one with \`nucleus image build\`\n`);
         return ExitCode.ok;
       }
@@ -67,6 +70,9 @@ export const imageCommand: CliCommand = {
         const m = i.manifest;
         ctx.stdout.write(`${m.id}  ${m.createdAt}  kernel ${m.kernel.release}  runtime ${m.runtime.path}  ${(m.initramfsBytes / 1048576).toFixed(0)} MiB\n`);
       }
+      // Never listed as usable: a launch refuses these (image/store.ts).
+      for (const u of unusable) ctx.stdout.write(`${u.name}  ${u.status === "outdated" ? "needs a rebuild" : u.status}: ${u.problem}\n`);
+      if (unusable.length > 0) ctx.stdout.write(`hint: ${REBUILD_HINT}\n`);
       return ExitCode.ok;
     }
     if (sub === "rm") {
@@ -85,13 +91,14 @@ export const imageCommand: CliCommand = {
     }
     if (sub === "prune") {
       const { values } = parseArgs({ args: rest, strict: true, options: { "dry-run": { type: "boolean" } } });
-      const plan = planPrune(agentHash(await agentFiles()), root);
+      const plan = await planPrune(agentHash(await agentFiles()), root);
       const dry = values["dry-run"] === true;
       const mib = (n: number) => `${(n / 1048576).toFixed(0)} MiB`;
       for (const i of plan.keep) ctx.stdout.write(`keep          ${i.manifest.id}  ${i.manifest.createdAt}  runtime ${i.manifest.runtime.path} (current)\n`);
-      const sizes = plan.remove.map(imageBytes);
+      const sizes = plan.remove.map((i) => imageBytes(i.dir));
       if (!dry) applyPrune(plan);
-      plan.remove.forEach((i, n) => ctx.stdout.write(`${dry ? "would remove" : "removed     "}  ${i.manifest.id}  ${i.manifest.createdAt}  ${mib(sizes[n]!)}\n`));
+      plan.remove.forEach((i, n) => ctx.stdout.write(`${dry ? "would remove" : "removed     "}  ${i.id}  ${i.createdAt}  ${mib(sizes[n]!)}${i.why ? ` (${i.why})` : ""}\n`));
+      for (const u of plan.skipped) ctx.stdout.write(`left alone    ${u.name}  ${u.problem}: not an image dir of this user; look at it and remove it by hand\n`);
       const freed = sizes.reduce((a, b) => a + b, 0);
       ctx.stdout.write(plan.remove.length === 0 ? `nothing to prune in ${root}\n` : `${dry ? "would free" : "freed"} ${mib(freed)} in ${root}\n`);
       return ExitCode.ok;

@@ -1,11 +1,11 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { main } from "../../../src/cli/main.js";
 import { agentFiles, agentHash } from "../../../src/sandbox/microvm/image/agent.js";
-import { IMAGE_FORMAT } from "../../../src/sandbox/microvm/image/store.js";
+import { fakeImage, hostRuntime } from "../../helpers/fake-image.js";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -29,12 +29,7 @@ describe("nucleus image", () => {
     dirs.push(cache);
     const env = { XDG_CACHE_HOME: cache };
     expect((await run(["image", "ls"], env)).out).toMatch(/nucleus image build/);
-    const dir = join(cache, "nucleus", "images", "abcdef0123456789");
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, "vmlinux"), "");
-    writeFileSync(join(dir, "initramfs.cpio"), "");
-    const manifest = { format: IMAGE_FORMAT, id: "abcdef0123456789", createdAt: "2026-01-01T00:00:00Z", kernel: { package: "p", release: "6.1.0-test", compression: "xz" }, runtime: { path: "/usr/bin/node", size: 1, mtimeMs: 1 }, agentHash: "x", vsockBridge: null, modules: [], initramfsBytes: 1048576 };
-    writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest));
+    await fakeImage(join(cache, "nucleus", "images"), { id: "abcdef0123456789", agentHash: "x", runtime: { path: "/usr/bin/node", size: 1, mtimeMs: 1 } });
     const ls = await run(["image", "ls"], env);
     expect(ls.out).toContain("abcdef0123456789");
     expect(ls.out).toContain("6.1.0-test");
@@ -49,22 +44,14 @@ describe("nucleus image", () => {
     const env = { XDG_CACHE_HOME: cache };
     const root = join(cache, "nucleus", "images");
     const current = agentHash(await agentFiles());
-    const node = realpathSync(process.execPath);
-    const st = statSync(node);
-    const fake = (id: string, createdAt: string, agent: string, runtime: { path: string; size: number; mtimeMs: number }, bytes: number) => {
-      const dir = join(root, id);
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, "vmlinux"), "");
-      writeFileSync(join(dir, "initramfs.cpio"), Buffer.alloc(bytes));
-      const manifest = { format: IMAGE_FORMAT, id, createdAt, kernel: { package: "p", release: "6.1.0-test", compression: "xz" }, runtime, agentHash: agent, vsockBridge: null, modules: [], initramfsBytes: bytes };
-      writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest));
-    };
-    const here = { path: node, size: st.size, mtimeMs: st.mtimeMs };
-    fake("aaaa000000000001", "2026-03-01T00:00:00Z", current, here, 2 * 1048576); // newest fitting: kept
-    fake("aaaa000000000002", "2026-02-01T00:00:00Z", current, here, 1048576); // older, same runtime: never picked
-    fake("aaaa000000000003", "2026-04-01T00:00:00Z", "another-agent", here, 1048576);
-    fake("aaaa000000000004", "2026-04-01T00:00:00Z", current, { ...here, size: here.size + 1 }, 1048576); // runtime changed since
-    fake("aaaa000000000005", "2026-04-01T00:00:00Z", current, { path: join(cache, "gone-node"), size: 1, mtimeMs: 1 }, 1048576);
+    const fake = (id: string, createdAt: string, agentHash: string, runtime: { path: string; size: number; mtimeMs: number }, initramfsBytes: number) =>
+      fakeImage(root, { id, createdAt, agentHash, runtime, initramfsBytes });
+    const here = hostRuntime();
+    await fake("aaaa000000000001", "2026-03-01T00:00:00Z", current, here, 2 * 1048576); // newest fitting: kept
+    await fake("aaaa000000000002", "2026-02-01T00:00:00Z", current, here, 1048576); // older, same runtime: never picked
+    await fake("aaaa000000000003", "2026-04-01T00:00:00Z", "another-agent", here, 1048576);
+    await fake("aaaa000000000004", "2026-04-01T00:00:00Z", current, { ...here, size: here.size + 1 }, 1048576); // runtime changed since
+    await fake("aaaa000000000005", "2026-04-01T00:00:00Z", current, { path: join(cache, "gone-node"), size: 1, mtimeMs: 1 }, 1048576);
     mkdirSync(join(root, "downloads"));
     writeFileSync(join(root, "downloads", "linux.deb"), "deb");
     mkdirSync(join(root, ".build-xyz"));

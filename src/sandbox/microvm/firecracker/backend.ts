@@ -17,7 +17,7 @@ import { consoleTailText } from "../guest-messages.js";
 import { guestEgressPlan, type GuestEgress } from "../egress-plan.js";
 import { commonVmGaps, imageFacts } from "../gaps.js";
 import { ImageLookup } from "../image-lookup.js";
-import { imageRoot, listImages, type GuestImage } from "../image/store.js";
+import { imageRoot, scanImages, type GuestImage } from "../image/store.js";
 import { chooseAccel } from "../qemu/host.js";
 import { vmStartRequest } from "../start-request.js";
 import { vmSandbox } from "../vm-sandbox.js";
@@ -111,7 +111,7 @@ export class FirecrackerBackend implements Backend {
         const key = snapshotKey({ imageId: image.manifest.id, firecracker: binaryFacts(host.firecracker), ...limits, drives: dirs.length });
         if (!this.brokenSnapshots.has(key)) {
           const store = this.snapshots();
-          if (!store.get(key)) store.prune(new Set(listImages(dirname(image.dir)).map((i) => i.manifest.id)));
+          if (!store.get(key)) store.prune(new Set(scanImages(dirname(image.dir)).images.map((i) => i.manifest.id)));
           try {
             const files = await ensureSnapshot(this.snapshots(), host.firecracker, host.jail, { key, image, ...limits, drives: dirs.length, bootMs: startupMs }, log);
             snap = { key, files };

@@ -5,7 +5,7 @@
 // to boot fast. Cached by the content hash of its inputs. Not responsible for launching.
 
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, createWriteStream, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { finished } from "node:stream/promises";
 import { agentFiles, agentHash } from "./agent.js";
@@ -14,7 +14,9 @@ import { downloadDeb, resolveKernelPackage, unpackDeb } from "./deb.js";
 import { extractVmlinux } from "./kernel.js";
 import { FIRECRACKER_MODULES, QEMU_MODULES, resolveModules } from "./modules.js";
 import { runtimeFiles } from "./runtime.js";
-import { IMAGE_FORMAT, imageRoot, readImage, type GuestImage, type ImageManifest } from "./store.js";
+import { publishImage, sealImage } from "./publish.js";
+import { IMAGE_FORMAT, imageRoot, readImage, verifyImage, type GuestImage } from "./store.js";
+import { sha256File } from "./verify.js";
 
 export interface BuildOptions {
   /** The runtime to copy in (absolute); default: the Node.js running Nucleus. */
@@ -31,12 +33,6 @@ export interface BuildOptions {
 const SOCAT = "/usr/bin/socat";
 const TOP_LEVEL_LINKS = ["/bin", "/sbin", "/lib", "/lib64"];
 
-async function sha256File(path: string): Promise<string> {
-  const h = createHash("sha256");
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest("hex");
-}
-
 /** Map a guest path through the host's merged-/usr links (/lib → usr/lib), which the image mirrors. */
 function canonical(path: string, links: Map<string, string>): string {
   for (const [link, target] of links) if (path === link || path.startsWith(link + "/")) return target + path.slice(link.length);
@@ -48,7 +44,12 @@ export async function buildImage(opts: BuildOptions = {}): Promise<{ image: Gues
   const root = opts.root ?? imageRoot();
   const runtime = realpathSync(opts.runtime ?? process.execPath);
   const busybox = realpathSync(opts.busybox ?? "/bin/busybox");
-  mkdirSync(join(root, "downloads"), { recursive: true });
+  // SECURITY: explicit modes, whatever the umask: the launch refuses image dirs writable by group/other.
+  if (mkdirSync(root, { recursive: true, mode: 0o755 }) !== undefined) chmodSync(root, 0o755);
+  if (!existsSync(join(root, "downloads"))) {
+    mkdirSync(join(root, "downloads"), { mode: 0o755 });
+    chmodSync(join(root, "downloads"), 0o755);
+  }
 
   let deb = opts.kernelDeb;
   let pkg = "user-supplied";
@@ -67,11 +68,12 @@ export async function buildImage(opts: BuildOptions = {}): Promise<{ image: Gues
   h.update(`modules ${[...QEMU_MODULES, ...FIRECRACKER_MODULES].join(",")}\n`);
   for (const f of runtimeSet) h.update(`runtime ${f.path} ${await sha256File(f.source)}\n`);
   const id = h.digest("hex").slice(0, 16);
-  const cached = readImage(join(root, id));
-  if (cached) {
+  const cached = readImage(join(root, id), id);
+  if ("manifest" in cached && (await verifyImage(cached)) === null) {
     progress(`image ${id} is up to date`);
     return { image: cached, cached: true };
   }
+  if (!("manifest" in cached) && existsSync(join(root, id))) progress(`image ${id} is ${cached.status} (${cached.problem}): building it again`);
 
   const tmp = mkdtempSync(join(root, ".build-"));
   try {
@@ -135,7 +137,7 @@ export async function buildImage(opts: BuildOptions = {}): Promise<{ image: Gues
     await finished(sink);
 
     const st = statSync(runtime);
-    const manifest: ImageManifest = {
+    const manifest = await sealImage(out, {
       format: IMAGE_FORMAT,
       id,
       createdAt: new Date().toISOString(),
@@ -145,12 +147,10 @@ export async function buildImage(opts: BuildOptions = {}): Promise<{ image: Gues
       agentHash: agentHash(agent),
       modules: guestModules,
       initramfsBytes: bytes,
-    };
-    writeFileSync(join(out, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
-    rmSync(join(root, id), { recursive: true, force: true });
-    renameSync(out, join(root, id));
-    progress(`image ${id} built (kernel ${release}, initramfs ${(bytes / 1048576).toFixed(0)} MiB)`);
-    return { image: readImage(join(root, id))!, cached: false };
+    });
+    const image = await publishImage(out, root, id);
+    progress(`image ${id} built (kernel ${release}, initramfs ${(bytes / 1048576).toFixed(0)} MiB, sha256 ${manifest.files.initramfs.sha256.slice(0, 12)}…)`);
+    return { image, cached: false };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

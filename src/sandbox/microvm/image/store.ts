@@ -1,13 +1,19 @@
 // Where guest images live and how a backend finds one: a directory per image
 // under $XDG_CACHE_HOME/nucleus/images (default ~/.cache/…), named by the
-// content hash of its inputs, holding vmlinux, initramfs.cpio and manifest.json.
-// Not responsible for building.
+// content hash of its inputs, holding vmlinux, initramfs.cpio and manifest.json
+// (which records both files' size and SHA-256). Not responsible for building.
 
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { fileProblem, ownershipProblem, sha256Handle, type FileDigest, type FileHasher } from "./verify.js";
 
-export const IMAGE_FORMAT = 1;
+/** 2: the manifest records the files' hashes (format 1 had none). Part of the image id. */
+export const IMAGE_FORMAT = 2;
+const ID = /^[0-9a-f]{16,}$/;
+/** Clock skew tolerated before a createdAt counts as "in the future". */
+const FUTURE_SKEW_MS = 5 * 60_000;
+export const REBUILD_HINT = "remove it with `nucleus image rm ID` and run `nucleus image build` again";
 
 export interface ImageManifest {
   readonly format: number;
@@ -22,6 +28,8 @@ export interface ImageManifest {
   /** Module paths (in the guest) the agent loads, in order. */
   readonly modules: readonly string[];
   readonly initramfsBytes: number;
+  /** Size and SHA-256 of the two files a VM boots, checked before a launch uses them. */
+  readonly files: { readonly vmlinux: FileDigest; readonly initramfs: FileDigest };
 }
 
 export interface GuestImage {
@@ -31,31 +39,90 @@ export interface GuestImage {
   readonly manifest: ImageManifest;
 }
 
+/** A directory entry of the image root that is not a usable image, and why. */
+export interface UnusableImage {
+  readonly name: string;
+  readonly dir: string;
+  /** damaged: refuse it; outdated: an older Nucleus built it (no file hashes); foreign: not an image dir of ours (link, other owner). */
+  readonly status: "damaged" | "outdated" | "foreign";
+  readonly problem: string;
+}
+
+export interface ImageScan {
+  /** Entries whose dir and manifest look right, newest first; their files are not hashed yet (verifyImage). */
+  readonly images: GuestImage[];
+  readonly unusable: UnusableImage[];
+}
+
 export function imageRoot(env: NodeJS.ProcessEnv = process.env): string {
   const cache = env.XDG_CACHE_HOME && env.XDG_CACHE_HOME.startsWith("/") ? env.XDG_CACHE_HOME : join(homedir(), ".cache");
   return join(cache, "nucleus", "images");
 }
 
-export function readImage(dir: string): GuestImage | null {
+function isDigest(d: unknown): d is FileDigest {
+  const x = d as FileDigest | null;
+  return typeof x === "object" && x !== null && Number.isSafeInteger(x.size) && typeof x.sha256 === "string" && /^[0-9a-f]{64}$/.test(x.sha256);
+}
+
+/** The image in `dir` if its dir and manifest look right (no hashing), else why not. */
+export function readImage(dir: string, name: string, now = Date.now()): GuestImage | UnusableImage {
+  const unusable = (status: UnusableImage["status"], problem: string): UnusableImage => ({ name, dir, status, problem });
   try {
-    const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as ImageManifest;
-    const kernel = join(dir, "vmlinux");
-    const initramfs = join(dir, "initramfs.cpio");
-    if (manifest.format !== IMAGE_FORMAT || !existsSync(kernel) || !existsSync(initramfs)) return null;
-    return { dir, kernel, initramfs, manifest };
-  } catch {
-    return null;
+    // SECURITY: lstat — a symlink planted in the cache (→ a dir elsewhere) is never followed.
+    const foreign = ownershipProblem(lstatSync(dir), "the image directory", "dir");
+    if (foreign) return unusable("foreign", foreign);
+    const manifestPath = join(dir, "manifest.json");
+    const bad = ownershipProblem(lstatSync(manifestPath), "manifest.json", "file");
+    if (bad) return unusable("damaged", bad);
+    const m = JSON.parse(readFileSync(manifestPath, "utf8")) as ImageManifest;
+    if (m.format === 1 || (m.format === IMAGE_FORMAT && m.files === undefined)) {
+      return unusable("outdated", "an older Nucleus built it and recorded no file hashes, so it cannot be checked: rebuild it");
+    }
+    if (m.format !== IMAGE_FORMAT) return unusable("damaged", `its manifest has format ${String(m.format)}, not ${IMAGE_FORMAT}`);
+    if (m.id !== name) return unusable("damaged", `its manifest names image ${String(m.id)}, not ${name}`);
+    if (!isDigest(m.files?.vmlinux) || !isDigest(m.files?.initramfs)) return unusable("damaged", "its manifest's file hashes are malformed");
+    const created = Date.parse(m.createdAt);
+    if (!Number.isFinite(created)) return unusable("damaged", "its manifest's createdAt is not a date");
+    // SECURITY: a planted manifest dated in the future would otherwise always be "newest" and picked first.
+    if (created > now + FUTURE_SKEW_MS) return unusable("damaged", `its manifest's createdAt (${m.createdAt}) is in the future`);
+    return { dir, kernel: join(dir, "vmlinux"), initramfs: join(dir, "initramfs.cpio"), manifest: m };
+  } catch (err) {
+    return unusable("damaged", `it is incomplete or unreadable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
 }
 
-/** Complete images, newest first. */
-export function listImages(root = imageRoot()): GuestImage[] {
-  if (!existsSync(root)) return [];
-  return readdirSync(root)
-    .filter((n) => /^[0-9a-f]{16,}$/.test(n))
-    .map((n) => readImage(join(root, n)))
-    .filter((i): i is GuestImage => i !== null)
-    .sort((a, b) => b.manifest.createdAt.localeCompare(a.manifest.createdAt));
+/** Every image-named entry of `root`: plausible images newest first (files not hashed), and the rest with why. */
+export function scanImages(root = imageRoot()): ImageScan {
+  const images: GuestImage[] = [];
+  const unusable: UnusableImage[] = [];
+  if (!existsSync(root)) return { images, unusable };
+  const now = Date.now();
+  for (const name of readdirSync(root).filter((n) => ID.test(n)).sort()) {
+    const r = readImage(join(root, name), name, now);
+    if ("manifest" in r) images.push(r);
+    else unusable.push(r);
+  }
+  images.sort((a, b) => Date.parse(b.manifest.createdAt) - Date.parse(a.manifest.createdAt));
+  return { images, unusable };
+}
+
+/** Why `image`'s files are not the ones built (hashing each file once per process), or null when they are. */
+export async function verifyImage(image: GuestImage, hash: FileHasher = sha256Handle): Promise<string | null> {
+  const f = image.manifest.files;
+  return (await fileProblem(image.kernel, "vmlinux", f.vmlinux, hash)) ?? (await fileProblem(image.initramfs, "initramfs.cpio", f.initramfs, hash));
+}
+
+/** Every image-named entry, each image's files checked: usable images newest first, the rest with why. */
+export async function listImages(root = imageRoot(), hash: FileHasher = sha256Handle): Promise<ImageScan> {
+  const scan = scanImages(root);
+  const images: GuestImage[] = [];
+  const unusable = [...scan.unusable];
+  for (const image of scan.images) {
+    const problem = await verifyImage(image, hash);
+    if (problem) unusable.push({ name: image.manifest.id, dir: image.dir, status: "damaged", problem });
+    else images.push(image);
+  }
+  return { images, unusable };
 }
 
 export interface ImageRequirements {
@@ -79,21 +146,39 @@ export function imageMismatch(image: GuestImage, req: ImageRequirements): string
   return null;
 }
 
-export function findImage(req: ImageRequirements, root = imageRoot()): { image: GuestImage | null; rejected: string[] } {
-  const rejected: string[] = [];
-  for (const image of listImages(root)) {
-    const why = imageMismatch(image, req);
-    if (!why) return { image, rejected };
-    rejected.push(`${image.manifest.id}: ${why}`);
-  }
-  return { image: null, rejected };
+export interface ImageChoice {
+  /** The newest image that fits, its files checked; null when none fits. */
+  readonly image: GuestImage | null;
+  /** Set when the newest fitting image failed its check: it is refused, never replaced by an older one. */
+  readonly damaged: UnusableImage | null;
+  /** Why each other entry was passed over. */
+  readonly rejected: string[];
 }
 
+/** The image a launch uses: the newest plausible one that fits, then its files checked (fail closed). */
+export async function findImage(req: ImageRequirements, root = imageRoot(), hash: FileHasher = sha256Handle): Promise<ImageChoice> {
+  const { images, unusable } = scanImages(root);
+  const rejected = unusable.map((u) => `${u.name}: ${u.problem}`);
+  for (const image of images) {
+    const why = imageMismatch(image, req);
+    if (why) {
+      rejected.push(`${image.manifest.id}: ${why}`);
+      continue;
+    }
+    const problem = await verifyImage(image, hash);
+    if (!problem) return { image, damaged: null, rejected };
+    return { image: null, damaged: { name: image.manifest.id, dir: image.dir, status: "damaged", problem }, rejected };
+  }
+  return { image: null, damaged: null, rejected };
+}
+
+/** Removes the entry whose name starts with `id` (a damaged one too; a symlink is removed as the link). */
 export function removeImage(id: string, root = imageRoot()): boolean {
   if (!/^[0-9a-f]{4,}$/.test(id)) throw new Error(`"${id}" is not an image id (hex digits, as \`nucleus image ls\` prints them)`);
-  const matches = listImages(root).filter((i) => i.manifest.id.startsWith(id));
+  const matches = existsSync(root) ? readdirSync(root).filter((n) => ID.test(n) && n.startsWith(id)) : [];
   if (matches.length > 1) throw new Error(`"${id}" matches ${matches.length} images; give more digits`);
   if (matches.length === 0) return false;
-  rmSync(matches[0]!.dir, { recursive: true, force: true });
+  // rm lstat()s: a symlinked entry goes as the link, and links inside a dir are never followed.
+  rmSync(join(root, matches[0]!), { recursive: true, force: true });
   return true;
 }
