@@ -1,7 +1,7 @@
 // `nucleus audit verify|tail`: checks an audit log's hash chain, and shows its
 // records with filters. Parsing and printing only; the work is in src/audit/.
 
-import { open, stat } from "node:fs/promises";
+import { open, stat, type FileHandle } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { auditFileSet, readLines } from "../audit/files.js";
@@ -182,13 +182,45 @@ async function follow(file: string, filter: TailFilter, print: (r: AuditRecord, 
       // Rotated, maybe several times: read the rotated files for records after lastSeq, then go on in the new file.
       await drain();
       await fh.close();
-      fh = await open(file, "r");
-      for (const f of await auditFileSet(file)) {
-        if (f === file) continue;
-        for await (const line of readLines(f)) if (line.terminated) take(line.bytes);
-      }
+      fh = await openWhenThere(file);
+      await readRotated(file, take);
       offset = 0;
       pending = Buffer.alloc(0);
     }
+  }
+}
+
+const gone = (err: unknown) => (err as NodeJS.ErrnoException).code === "ENOENT";
+
+/** Opens `file`, waiting out the moment of a rotation when it is renamed away and not yet created anew. */
+async function openWhenThere(file: string): Promise<FileHandle> {
+  for (let i = 0; ; i++) {
+    try {
+      return await open(file, "r");
+    } catch (err) {
+      if (!gone(err) || i >= 100) throw err;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+/**
+ * Every terminated line of the rotated files, oldest file first. A rotation running meanwhile renames them
+ * (FILE.1 → FILE.2 …): a file gone under the reader is read again under its new name in another pass (what
+ * was taken already is skipped by its sequence number).
+ */
+async function readRotated(file: string, take: (raw: Buffer) => void): Promise<void> {
+  for (let pass = 0; pass < 5; pass++) {
+    let missed = false;
+    for (const f of await auditFileSet(file)) {
+      if (f === file) continue;
+      try {
+        for await (const line of readLines(f)) if (line.terminated) take(line.bytes);
+      } catch (err) {
+        if (!gone(err)) throw err;
+        missed = true;
+      }
+    }
+    if (!missed) return;
   }
 }

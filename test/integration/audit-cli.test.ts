@@ -111,14 +111,18 @@ describe("nucleus audit tail", () => {
   it("follows new records, across a rotation", async () => {
     follower = spawn(process.execPath, [bin, "audit", "tail", path, "-n", "0", "--follow", "--type", "tool.call"], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
+    let err = "";
     follower.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    follower.stderr!.on("data", (d: Buffer) => (err += d.toString()));
     await new Promise((r) => setTimeout(r, 1000));
     const log = new AuditLog(path, { maxBytes: 4000, keep: 10 });
     for (let i = 0; i < 40; i++) {
       await log.append(toolCall({ server: "fs", tool: `follow${i}`, arguments: {}, outcome: "ok", durationMs: 1, includeArguments: false }));
     }
     await log.close();
-    await expect.poll(() => out.trimEnd().split("\n").length, { timeout: 10_000 }).toBe(40);
+    await expect.poll(() => out.trimEnd().split("\n").length, { timeout: 10_000 }).toBe(40).catch((e: Error) => {
+      throw new Error(`${e.message}; the follower said: ${err || "nothing"}`);
+    });
     expect(out).toContain("tool=follow0 ");
     expect(out).toContain("tool=follow39 ");
     expect((await nucleus("audit", "verify", path)).code).toBe(0);
