@@ -120,9 +120,11 @@ describe("nucleus audit tail", () => {
       await log.append(toolCall({ server: "fs", tool: `follow${i}`, arguments: {}, outcome: "ok", durationMs: 1, includeArguments: false }));
     }
     await log.close();
-    await expect.poll(() => out.trimEnd().split("\n").length, { timeout: 10_000 }).toBe(40).catch((e: Error) => {
-      throw new Error(`${e.message}; the follower said: ${err || "nothing"}`);
-    });
+    try {
+      await expect.poll(() => out.trimEnd().split("\n").length, { timeout: 10_000 }).toBe(40);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; the follower said: ${err || "nothing"}`);
+    }
     expect(out).toContain("tool=follow0 ");
     expect(out).toContain("tool=follow39 ");
     expect((await nucleus("audit", "verify", path)).code).toBe(0);
