@@ -71,8 +71,8 @@ export function normalizeLayer(source: PathSegment[], policy: Partial<PolicyRaw>
 export function resolveServer(name: string, raw: Partial<ServerRaw>, present: ReadonlySet<string>, ctx: ResolveContext): ServerSpec | null {
   const at = (...rest: PathSegment[]): PathSegment[] => ["servers", name, ...rest];
   const before = ctx.problems.length;
-  if (!SERVER_NAME_RE.test(name) || name.includes("__")) {
-    ctx.problems.add(at(), `server name "${name}" must be 1-32 letters, digits, "_" or "-", without "__" (it prefixes tool names as NAME__tool)`);
+  if (!SERVER_NAME_RE.test(name) || name.includes("__") || name.endsWith("_")) {
+    ctx.problems.add(at(), `server name "${name}" must be 1-32 letters, digits, "_" or "-", without "__" and not ending in "_" (it prefixes tool names as NAME__tool)`);
   }
 
   let profile: ResolvedProfile | null = null;

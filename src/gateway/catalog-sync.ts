@@ -38,6 +38,8 @@ export class CatalogSync {
   private readonly reported = new Set<string>();
   /** Listings in flight after a change, by server and kind; `again` when another change came. */
   private readonly relisting = new Map<string, { again: boolean }>();
+  /** First listings in flight, by server and kind: concurrent requests share one. */
+  private readonly listing = new Map<string, Promise<void>>();
 
   constructor(
     private readonly catalog: Catalog,
@@ -63,14 +65,31 @@ export class CatalogSync {
         );
         if (!(await Promise.race([ready, sleep(this.deps.listWaitMs(up.name), false, { ref: false })]))) return;
         if (this.catalog.has(up.name, kind)) return;
-        try {
-          // SECURITY: descriptions and names come from the server: redacted like its results.
-          this.catalog.set(up.name, kind, this.deps.out(up.name, this.wellFormed(up.name, kind, await up.listAll(kind))) as never);
-        } catch (err) {
-          this.deps.log.warn(`could not list ${kind} of server "${up.name}": ${(err as Error).message}`);
+        const key = `${up.name}\0${kind}`;
+        let first = this.listing.get(key);
+        if (!first) {
+          first = this.listOnce(up, kind).finally(() => this.listing.delete(key));
+          this.listing.set(key, first);
         }
+        await first;
       }),
     );
+  }
+
+  /**
+   * One listing of `kind` from `up` into the catalog. SECURITY: a listing that fails (an error, a timeout, too
+   * many items) counts as empty until the server changes (list_changed, restart): otherwise every later request
+   * would list that server again and wait for it, which a hostile server could make last its whole request
+   * timeout, each time.
+   */
+  private async listOnce(up: Upstream, kind: keyof ServerCatalog): Promise<void> {
+    try {
+      // SECURITY: descriptions and names come from the server: redacted like its results.
+      this.catalog.set(up.name, kind, this.deps.out(up.name, this.wellFormed(up.name, kind, await up.listAll(kind))) as never);
+    } catch (err) {
+      this.deps.log.warn(`could not list ${kind} of server "${up.name}": ${(err as Error).message}; none are offered until it announces a change or restarts`);
+      if (this.deps.upstream(up.name) === up) this.catalog.set(up.name, kind, [] as never);
+    }
   }
 
   /**

@@ -31,7 +31,7 @@ import type { ServerSpec } from "../config/spec.js";
 import type { Logger } from "../log.js";
 import { Catalog } from "./catalog.js";
 import { CatalogSync } from "./catalog-sync.js";
-import { exposedUri, parseExposedUri } from "./names.js";
+import { exposedUri, parseExposedUri, SEPARATOR } from "./names.js";
 import { paginate } from "./paginate.js";
 import { Upstream, type Launcher, type LifecycleEvent } from "./upstream.js";
 import { installFastPath } from "./fast-path.js";
@@ -80,7 +80,7 @@ export class Gateway {
       (server, exposed) => this.out(server, exposed) !== exposed,
     );
     this.toolCalls = {
-      ensureTools: () => this.sync.ensure("tools"),
+      ensureTools: (name) => this.sync.ensure("tools", this.upstreamsFor(name)),
       tools: () => this.catalog.tools(),
       forward: (server, request, extra) => this.forward(server, request, extra),
       audit: opts.audit,
@@ -166,7 +166,13 @@ export class Gateway {
   async connect(transport: Transport): Promise<void> {
     await this.server.connect(transport);
     installFastPath(transport, {
-      resolveTool: (name) => (this.sync.settled("tools", [...this.upstreams.values()]) ? (this.catalog.tools().lookup.get(name) ?? null) : null),
+      resolveTool: (name) => {
+        // Only the tool's own server needs to be settled: no other server's items can take its name (names
+        // start with their server's, which holds no "__" and does not end with "_").
+        const origin = this.catalog.tools().lookup.get(name);
+        const up = origin && this.upstreams.get(origin.server);
+        return origin && up && this.sync.settled("tools", [up]) ? origin : null;
+      },
       upstream: (server) => this.upstreams.get(server),
       out: (server, value) => this.out(server, value),
       audit: (origin, args, outcome, started, reason) => auditToolCall(this.toolCalls, origin, args, outcome, started, reason),
@@ -230,7 +236,7 @@ export class Gateway {
     });
     s.setRequestHandler(CallToolRequestSchema, (req, extra) => callTool(this.toolCalls, req, extra) as Promise<never>);
     s.setRequestHandler(GetPromptRequestSchema, async (req, extra) => {
-      await this.sync.ensure("prompts");
+      await this.sync.ensure("prompts", this.upstreamsFor(req.params.name));
       const origin = this.catalog.prompts().lookup.get(req.params.name);
       if (!origin) throw wire.invalidParams(`unknown prompt "${req.params.name}"`);
       return this.forward(origin.server, { method: req.method, params: { ...req.params, name: origin.original } }, extra);
@@ -258,7 +264,7 @@ export class Gateway {
     s.setRequestHandler(CompleteRequestSchema, async (req, extra) => {
       const ref = req.params.ref;
       if (ref.type === "ref/prompt") {
-        await this.sync.ensure("prompts");
+        await this.sync.ensure("prompts", this.upstreamsFor(ref.name));
         const origin = this.catalog.prompts().lookup.get(ref.name);
         if (!origin) throw wire.invalidParams(`unknown prompt "${ref.name}"`);
         return this.forward(origin.server, { method: req.method, params: { ...req.params, ref: { ...ref, name: origin.original } } }, extra);
@@ -273,6 +279,18 @@ export class Gateway {
     s.setNotificationHandler(RootsListChangedNotificationSchema, async (n) => {
       await Promise.all([...this.upstreams.values()].map((u) => u.notify(n)));
     });
+  }
+
+  /**
+   * The one server an exposed tool or prompt name can come from (its prefix), so that a request for it waits
+   * on that server's listing only — never on another server's (which a hostile server could make slow); none
+   * when it names no server (no server can hold it); every server for `nucleus run` (it has one).
+   */
+  private upstreamsFor(name: string): Upstream[] | undefined {
+    if (!this.opts.prefix) return undefined;
+    const at = name.indexOf(SEPARATOR);
+    const up = at > 0 ? this.upstreams.get(name.slice(0, at)) : undefined;
+    return up ? [up] : [];
   }
 
   private routeUri(uri: string): { server: string; uri: string } {

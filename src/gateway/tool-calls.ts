@@ -12,8 +12,8 @@ import { WireError, wire } from "./wire-error.js";
 export type ExtraLike = { signal: AbortSignal; sendNotification: (n: Notification) => Promise<void>; _meta?: { progressToken?: string | number } };
 
 export interface ToolCallHost {
-  /** Waits until the tools catalog is settled (or as long as a list waits). */
-  ensureTools(): Promise<void>;
+  /** Waits until the tools catalog is settled for the server `name` comes from (or as long as a list waits). */
+  ensureTools(name: string): Promise<void>;
   tools(): { lookup: Map<string, ToolOrigin>; hidden: Map<string, ToolOrigin> };
   forward(server: string, request: Request, extra: ExtraLike): Promise<Result>;
   /** undefined when no audit log is kept (no record is built then). */
@@ -24,7 +24,7 @@ export interface ToolCallHost {
 type CallRequest = { method: string; params: { name: string; arguments?: Record<string, unknown> } };
 
 export async function callTool(host: ToolCallHost, req: CallRequest, extra: ExtraLike): Promise<Result> {
-  await host.ensureTools();
+  await host.ensureTools(req.params.name);
   const { lookup, hidden } = host.tools();
   const name = req.params.name;
   const origin = lookup.get(name);

@@ -167,6 +167,26 @@ describe("gateway: supervision", () => {
     expect((await g.client.listTools()).tools.map((t) => t.name)).toContain("a__echo");
   });
 
+  it("never makes a call to one server wait for another server's listing", async () => {
+    // "mute" never answers tools/list. A call to "good" waits for good's listing only: were it to wait for mute's
+    // too, it would take mute's whole request timeout (60 s), past this test's.
+    const g = await gw([tiny("mute", "list-hangs"), tiny("good")]);
+    expect(JSON.stringify((await g.client.callTool({ name: "good__echo", arguments: { message: "not held" } })).content)).toContain("not held");
+    // A name that names no server is refused at once too.
+    await expect(g.client.callTool({ name: "nobody__echo", arguments: {} })).rejects.toThrow(/unknown tool "nobody__echo"/);
+    expect(JSON.stringify((await g.client.callTool({ name: "good__echo", arguments: { message: "again" } })).content)).toContain("again");
+  }, 20_000);
+
+  it("lists a server whose listing failed once, not again for every request (until it announces a change)", async () => {
+    const quick = { startupMs: 30_000, requestMs: 1000, shutdownGraceMs: 2_000 };
+    const g = await gw([tiny("mute", "list-hangs", quick), tiny("good")]);
+    for (let i = 0; i < 3; i++) expect((await g.client.listTools()).tools.map((t) => t.name)).toContain("good__echo");
+    await Promise.all([1, 2, 3].map(() => g.client.callTool({ name: "mute__echo", arguments: { message: "x" } }).catch(() => undefined)));
+    // One listing of mute timed out; the lists and calls after it did not ask again.
+    expect(g.logs.filter((l) => /could not list tools of server "mute"/.test(l))).toHaveLength(1);
+    expect(g.logs.join("\n")).toMatch(/none are offered until it announces a change or restarts/);
+  }, 20_000);
+
   it("bounds what one server may list (50,000 items): an endless listing is refused, the others are offered", async () => {
     const g = await gw([tiny("endless", "endless-list"), tiny("good")]);
     const names = (await g.client.listTools()).tools.map((t) => t.name);

@@ -263,6 +263,10 @@ allowed_hosts = ["*", "*.co.uk", "ok.example.com", "x.example.com:70000", "21307
     expect(problemLines(res).map((l) => l.split(":")[0])).toEqual([`servers."has space"`, "servers.a__b", `servers.${"x".repeat(33)}`]);
     expect(res.problems[1]!.message).toMatch(/without "__"/);
     expect(res.problems[0]!.line).toBe(3);
+    // "a_" would make a's tool "_echo" and a_'s "echo" both "a___echo": one server could hide another's tool.
+    const trailing = await t.check(`[servers.a_]\n${node}\n[servers.b-_c]\n${node}\n`);
+    expect(problemLines(trailing).map((l) => l.split(":")[0])).toEqual(["servers.a_"]);
+    expect(trailing.problems[0]!.message).toMatch(/not ending in "_"/);
   });
 
   it("needs exactly one of command and package, in the exact npm form", async () => {
