@@ -32,6 +32,7 @@ import type { Logger } from "../log.js";
 import { Catalog } from "./catalog.js";
 import { CatalogSync } from "./catalog-sync.js";
 import { exposedUri, parseExposedUri, SEPARATOR } from "./names.js";
+import { ElicitationOwners, serverRequestForClient } from "./server-requests.js";
 import { paginate } from "./paginate.js";
 import { Upstream, type Launcher, type LifecycleEvent } from "./upstream.js";
 import { installFastPath } from "./fast-path.js";
@@ -68,6 +69,7 @@ export class Gateway {
   private specs: Map<string, ServerSpec>;
   private closed = false;
   private initialized = false;
+  private readonly elicitations = new ElicitationOwners();
 
   constructor(private readonly opts: GatewayOptions) {
     this.specs = new Map(opts.servers.map((s) => [s.name, s]));
@@ -130,6 +132,7 @@ export class Gateway {
         forwardNotification: (server, n) => this.forwardNotification(server, n),
         catalogChanged: (server, kinds) => this.sync.changed(server, kinds),
         lifecycle: (e) => this.lifecycle(e),
+        elicitationsIssued: (server, ids) => this.elicitations.issued(server, ids),
       },
     });
   }
@@ -273,7 +276,8 @@ export class Gateway {
       return this.forward(server, { method: req.method, params: { ...req.params, ref: { ...ref, uri } } }, extra);
     });
     s.setRequestHandler(SetLevelRequestSchema, async (req) => {
-      await Promise.all([...this.upstreams.values()].map((u) => u.setLogLevel(req.params.level).catch(() => undefined)));
+      // Answered at once: a server that never answers its setLevel must not hold the client's.
+      for (const u of this.upstreams.values()) u.setLogLevel(req.params.level).catch(() => undefined);
       return {};
     });
     s.setNotificationHandler(RootsListChangedNotificationSchema, async (n) => {
@@ -344,12 +348,29 @@ export class Gateway {
 
   /** A server→client request: sent to the client, answered back to the server that asked. */
   private async forwardRequest(server: string, request: Request, o: { signal: AbortSignal }): Promise<Result> {
+    const asked = serverRequestForClient(request);
+    if (asked.method === "sampling/createMessage" && (asked.params as { tools?: unknown } | undefined)?.tools !== undefined) {
+      const sampling = this.server.getClientCapabilities()?.sampling as { tools?: unknown } | undefined;
+      if (!sampling?.tools) throw wire.invalidParams("the client does not take tools in sampling requests (it did not declare sampling.tools)");
+    }
+    if (asked.method === "elicitation/create") {
+      const p = asked.params as { mode?: unknown; elicitationId?: unknown } | undefined;
+      if (p?.mode === "url" && typeof p.elicitationId === "string") this.elicitations.issued(server, [p.elicitationId]);
+    }
     // A human may be answering (sampling approval, elicitation): allow a long time.
-    return this.server.request(this.out(server, request), ResultSchema, { signal: o.signal, timeout: 30 * 60_000 });
+    return this.server.request(this.out(server, asked), ResultSchema, { signal: o.signal, timeout: 30 * 60_000 });
   }
 
   private forwardNotification(server: string, n: Notification): void {
-    void this.server.notification(this.out(server, exposeNotification(server, n, this.opts.prefix))).catch((err: Error) => {
+    const exposed = exposeNotification(server, n, this.opts.prefix);
+    // SECURITY: a URL elicitation is completed only by the server that asked for it.
+    const id = (n.params as { elicitationId?: unknown } | undefined)?.elicitationId;
+    const foreign = n.method === "notifications/elicitation/complete" && !(typeof id === "string" && this.elicitations.owns(server, id));
+    if (!exposed || foreign) {
+      this.opts.log.debug(`notification ${n.method.slice(0, 100)} from server "${server}" not forwarded: ${foreign ? "it completes an elicitation the server did not ask for" : "not one a server may send the client"}`);
+      return;
+    }
+    void this.server.notification(this.out(server, exposed)).catch((err: Error) => {
       this.opts.log.debug(`notification ${n.method} from server "${server}" not forwarded: ${err.message}`);
     });
   }

@@ -8,8 +8,15 @@ import type { ServerSpec } from "../config/spec.js";
 import { exposedUri } from "./names.js";
 import type { LifecycleEvent } from "./upstream.js";
 
-/** A server's notification as the client sees it: log messages name the server, updated URIs are exposed. */
-export function exposeNotification(server: string, n: Notification, prefix: boolean): Notification {
+/** Notifications a server may send on to the client (list_changed, progress and cancelled are handled apart). */
+const PASSED_ON = new Set(["notifications/message", "notifications/resources/updated", "notifications/elicitation/complete"]);
+
+/**
+ * A server's notification as the client sees it: log messages name the server, updated URIs are exposed;
+ * null for anything else (SECURITY: a server's made-up notification method reaches no client).
+ */
+export function exposeNotification(server: string, n: Notification, prefix: boolean): Notification | null {
+  if (!PASSED_ON.has(n.method)) return null;
   const params = (n.params ?? {}) as Record<string, unknown>;
   if (n.method === "notifications/message" && prefix) {
     const logger = typeof params.logger === "string" ? `${server}/${params.logger}` : server;

@@ -39,6 +39,8 @@ export interface UpstreamHooks {
   catalogChanged(server: string, kinds: readonly CatalogKind[]): void;
   /** Lifecycle events for the audit log. */
   lifecycle?(event: LifecycleEvent): void;
+  /** The server named URL elicitations (-32042 "URL elicitation required"): only it may complete them. */
+  elicitationsIssued?(server: string, ids: readonly string[]): void;
 }
 
 export type CatalogKind = "tools" | "prompts" | "resources";
@@ -335,6 +337,11 @@ export class Upstream {
     }
     // The server's own error, passed on as it sent it: its code, message and data
     // (e.g. -32042 URL elicitation required, with the elicitations in data).
+    const elicitations = (err.data as { elicitations?: unknown } | undefined)?.elicitations;
+    if (Array.isArray(elicitations)) {
+      const ids = elicitations.map((e) => (e as { elicitationId?: unknown } | null)?.elicitationId).filter((id): id is string => typeof id === "string");
+      if (ids.length > 0) this.opts.hooks.elicitationsIssued?.(this.name, ids);
+    }
     return new WireError(err.code, err.message.replace(/^(MCP error -?\d+: )+/, ""), err.data);
   }
 

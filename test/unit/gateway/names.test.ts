@@ -57,10 +57,15 @@ describe("pagination", () => {
 
 describe("notifications as the client sees them", () => {
   it("names the server in log messages and exposes updated URIs", () => {
-    expect(exposeNotification("fs", { method: "notifications/message", params: { level: "info", data: "x", logger: "io" } }, true).params).toMatchObject({ logger: "fs/io" });
-    expect(exposeNotification("fs", { method: "notifications/message", params: { level: "info", data: "x" } }, true).params).toMatchObject({ logger: "fs" });
-    expect(exposeNotification("fs", { method: "notifications/resources/updated", params: { uri: "file:///a" } }, true).params).toEqual({ uri: "nucleus://fs/file:///a" });
+    expect(exposeNotification("fs", { method: "notifications/message", params: { level: "info", data: "x", logger: "io" } }, true)!.params).toMatchObject({ logger: "fs/io" });
+    expect(exposeNotification("fs", { method: "notifications/message", params: { level: "info", data: "x" } }, true)!.params).toMatchObject({ logger: "fs" });
+    expect(exposeNotification("fs", { method: "notifications/resources/updated", params: { uri: "file:///a" } }, true)!.params).toEqual({ uri: "nucleus://fs/file:///a" });
     const other = { method: "notifications/elicitation/complete", params: { elicitationId: "e" } };
     expect(exposeNotification("fs", other, true)).toBe(other);
+  });
+
+  it("passes on no notification a server makes up", () => {
+    expect(exposeNotification("fs", { method: "notifications/custom/evil", params: {} }, true)).toBeNull();
+    expect(exposeNotification("fs", { method: "notifications/roots/list_changed" }, true)).toBeNull();
   });
 });
