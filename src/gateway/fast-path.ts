@@ -29,6 +29,8 @@ export interface FastPathHost {
   upstream(server: string): Upstream | undefined;
   /** Redaction of everything from `server` before the client sees it. */
   out<T>(server: string, value: T): T;
+  /** A checked result's resource URIs put in `server`'s namespace (mapping.ts exposeResultUris). */
+  exposeUris<T>(server: string, result: T): T;
   /** The audit record of one call. */
   audit(origin: ToolOrigin, args: unknown, outcome: "ok" | "error", startedMs: number, reason?: string): void;
 }
@@ -96,7 +98,7 @@ export function installFastPath(transport: Transport, host: FastPathHost): void 
       return;
     }
     host.audit(origin, args, checked.data.isError ? "error" : "ok", started);
-    send({ jsonrpc: "2.0", id, result: checked.data });
+    send({ jsonrpc: "2.0", id, result: host.exposeUris(origin.server, checked.data) });
   };
 
   const cancel = (params: unknown): boolean => {

@@ -26,7 +26,7 @@ import {
   type Result,
 } from "@modelcontextprotocol/sdk/types.js";
 import { digestOf, type AuditEvent } from "../audit/events.js";
-import { exposeNotification, lifecycleAudit } from "./mapping.js";
+import { exposeNotification, exposeResultUris, lifecycleAudit } from "./mapping.js";
 import type { ServerSpec } from "../config/spec.js";
 import type { Logger } from "../log.js";
 import { Catalog } from "./catalog.js";
@@ -178,6 +178,7 @@ export class Gateway {
       },
       upstream: (server) => this.upstreams.get(server),
       out: (server, value) => this.out(server, value),
+      exposeUris: (server, result) => exposeResultUris(server, "tools/call", result, this.opts.prefix),
       audit: (origin, args, outcome, started, reason) => auditToolCall(this.toolCalls, origin, args, outcome, started, reason),
     });
     // `nucleus run` (one server, names unchanged) answers initialize as that server would.
@@ -339,7 +340,7 @@ export class Gateway {
       // (the SDK drops progress that it handles after the response).
       await new Promise((r) => setImmediate(r));
     }
-    return this.out(server, result);
+    return exposeResultUris(server, request.method, this.out(server, result), this.opts.prefix);
   }
 
   private out<T>(server: string, value: T): T {

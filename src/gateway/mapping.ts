@@ -28,6 +28,34 @@ export function exposeNotification(server: string, n: Notification, prefix: bool
   return n;
 }
 
+type ContentItem = { type?: unknown; uri?: unknown; resource?: { uri?: unknown } };
+
+/** One content item with its resource URI exposed (a resource link or an embedded resource). */
+function exposeItem(server: string, item: unknown, prefix: boolean): void {
+  const c = item as ContentItem | null;
+  if (!c || typeof c !== "object") return;
+  if (c.type === "resource_link" && typeof c.uri === "string") c.uri = exposedUri(server, c.uri, prefix);
+  if (c.type === "resource" && c.resource && typeof c.resource === "object" && typeof c.resource.uri === "string") {
+    c.resource.uri = exposedUri(server, c.resource.uri, prefix);
+  }
+}
+
+/**
+ * SECURITY: the resource URIs inside a tools/call or prompts/get result named in the server's own namespace
+ * (as resources/read contents are): a server cannot present content as another server's resource, nor steer
+ * the client into reading one (nucleus://b/… from server a becomes nucleus://a/nucleus://b/…, routed to a).
+ * Changes `result` in place (it is the gateway's own copy) and returns it.
+ */
+export function exposeResultUris<T>(server: string, method: string, result: T, prefix: boolean): T {
+  if (!prefix || !result || typeof result !== "object") return result;
+  const r = result as { content?: unknown; messages?: unknown };
+  if (method === "tools/call" && Array.isArray(r.content)) for (const c of r.content) exposeItem(server, c, prefix);
+  if (method === "prompts/get" && Array.isArray(r.messages)) {
+    for (const m of r.messages) exposeItem(server, (m as { content?: unknown } | null)?.content, prefix);
+  }
+  return result;
+}
+
 /** The audit records for one lifecycle event of a server (start, exit, OOM, restart). */
 export function lifecycleAudit(e: LifecycleEvent, spec: ServerSpec | undefined): AuditEvent[] {
   if (e.type === "server.start") {

@@ -50,6 +50,16 @@ describe("gateway: a server reaches no further than its own requests", () => {
     expect((asked[0]!._meta as Record<string, unknown> | undefined)?.progressToken).toBeUndefined();
   });
 
+  it("names the resources in a tool result in its server's own namespace, on the normal path and the fast path", async () => {
+    const g = await gw([server("a"), server("b")]);
+    const uris = (r: unknown) => ((r as { content: Array<{ uri?: string; resource?: { uri: string } }> }).content).map((c) => c.uri ?? c.resource!.uri);
+    // Before any listing the call takes the normal path; after it, the fast path.
+    const first = uris(await g.client.callTool({ name: "a__links", arguments: {} }));
+    await g.client.listTools();
+    const second = uris(await g.client.callTool({ name: "a__links", arguments: {} }));
+    for (const got of [first, second]) expect(got).toEqual(["nucleus://a/nucleus://b/file:///secret", "nucleus://a/nucleus://b/file:///r"]);
+  });
+
   it("answers the client's logging/setLevel at once, even when a server never answers its own", async () => {
     const g = await gw([server("mute", "mute-setlevel"), server("b")]);
     await g.client.listTools();
