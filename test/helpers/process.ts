@@ -2,10 +2,15 @@
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 /** Is a process still there? */
+/** Whether `pid` runs (a zombie, dead but not yet reaped by its new parent, does not count). */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] !== "Z";
   } catch {
     return false;
   }

@@ -45,8 +45,10 @@ describe("nucleus serve --http", () => {
     expect(JSON.stringify((await client.callTool({ name: "t__echo", arguments: { message: "over http" } })).content)).toContain("over http");
     const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", accept: "application/json, text/event-stream" }, body: "{}" });
     expect(res.status).toBe(401);
-    const pids = [...stderr().matchAll(/pid=(\d+)/g)].map((m) => Number(m[1]));
-    expect(pids.length).toBeGreaterThan(0);
+    // (The "ready … pid=" log line travels on stderr, which may arrive after the answer on stdout.)
+    const pidsSeen = () => [...stderr().matchAll(/pid=(\d+)/g)].map((m) => Number(m[1]));
+    await expect.poll(() => pidsSeen().length, { timeout: 10_000 }).toBeGreaterThan(0);
+    const pids = pidsSeen();
     // The token appears exactly once: in the notice, never in a log line.
     expect(stderr().split(token).length - 1).toBe(1);
     child!.kill("SIGTERM");
