@@ -349,15 +349,7 @@ export class Gateway {
 
   /** A server→client request: sent to the client, answered back to the server that asked. */
   private async forwardRequest(server: string, request: Request, o: { signal: AbortSignal }): Promise<Result> {
-    const asked = serverRequestForClient(request);
-    if (asked.method === "sampling/createMessage" && (asked.params as { tools?: unknown } | undefined)?.tools !== undefined) {
-      const sampling = this.server.getClientCapabilities()?.sampling as { tools?: unknown } | undefined;
-      if (!sampling?.tools) throw wire.invalidParams("the client does not take tools in sampling requests (it did not declare sampling.tools)");
-    }
-    if (asked.method === "elicitation/create") {
-      const p = asked.params as { mode?: unknown; elicitationId?: unknown } | undefined;
-      if (p?.mode === "url" && typeof p.elicitationId === "string") this.elicitations.issued(server, [p.elicitationId]);
-    }
+    const asked = serverRequestForClient(server, request, this.server.getClientCapabilities() ?? {}, this.elicitations);
     // A human may be answering (sampling approval, elicitation): allow a long time.
     return this.server.request(this.out(server, asked), ResultSchema, { signal: o.signal, timeout: 30 * 60_000 });
   }
