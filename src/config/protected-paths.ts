@@ -6,7 +6,7 @@
 // for resolving paths (paths.ts) or loading secrets (src/secrets/).
 
 import { realpathSync } from "node:fs";
-import { homedir } from "node:os";
+import { nucleusCacheDir } from "../cache-dir.js";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { PathSegment, Problems } from "./config-error.js";
@@ -107,17 +107,9 @@ function guardedPaths(config: ProtectedPathsInput["config"]): Guarded[] {
   out.push({ meets: within(process.execPath), readToo: false, exempt: none, what: `the node binary that runs the gateway, ${process.execPath}`, why: "a server that can replace it runs code on the host" });
   // SECURITY: nucleus's cache holds the installed npm packages (servers' code, installed after this check),
   // the microVM images (every VM's kernel and agent) and Firecracker snapshots.
-  for (const cache of nucleusCacheDirs()) {
-    out.push({ meets: overlapping(cache), readToo: false, exempt: none, what: `nucleus's cache ${cache} (npm packages, microVM images)`, why: "a server that can change it runs its code as other servers, or in every VM" });
-  }
+  const cache = nucleusCacheDir();
+  out.push({ meets: overlapping(cache), readToo: false, exempt: none, what: `nucleus's cache ${cache} (npm packages, microVM images)`, why: "a server that can change it runs its code as other servers, or in every VM" });
   return out;
-}
-
-/** `<cache>/nucleus` as the package store (HOME) and the image store (the account's home) find it. */
-function nucleusCacheDirs(env: NodeJS.ProcessEnv = process.env): string[] {
-  const xdg = env.XDG_CACHE_HOME && env.XDG_CACHE_HOME.startsWith("/") ? env.XDG_CACHE_HOME : null;
-  const homes = [env.HOME, homedir()].filter((h): h is string => Boolean(h) && h!.startsWith("/"));
-  return [...new Set(xdg ? [join(xdg, "nucleus")] : homes.map((h) => join(h, ".cache", "nucleus")))];
 }
 
 /** The paths a server reaches: its code directories (read-only) and its grants, each with the TOML path it comes from. */

@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync } from "node:fs";
-import { homedir } from "node:os";
+import { nucleusCacheDir } from "../cache-dir.js";
 import { dirname, isAbsolute, join, relative, sep } from "node:path";
 import { NucleusError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -23,8 +23,7 @@ export interface NpmOptions {
 }
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const xdg = env.XDG_CACHE_HOME;
-  return join(xdg && isAbsolute(xdg) ? xdg : join(env.HOME || homedir(), ".cache"), "nucleus");
+  return nucleusCacheDir(env);
 }
 
 /** The install directory of a package (it exists only once installation completed). */

@@ -4,7 +4,7 @@
 // (which records both files' size and SHA-256). Not responsible for building.
 
 import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { homedir } from "node:os";
+import { nucleusCacheDir } from "../../../cache-dir.js";
 import { join } from "node:path";
 import { fileProblem, ownershipProblem, sha256Handle, type FileDigest, type FileHasher } from "./verify.js";
 
@@ -55,8 +55,7 @@ export interface ImageScan {
 }
 
 export function imageRoot(env: NodeJS.ProcessEnv = process.env): string {
-  const cache = env.XDG_CACHE_HOME && env.XDG_CACHE_HOME.startsWith("/") ? env.XDG_CACHE_HOME : join(homedir(), ".cache");
-  return join(cache, "nucleus", "images");
+  return join(nucleusCacheDir(env), "images");
 }
 
 function isDigest(d: unknown): d is FileDigest {
