@@ -16,17 +16,23 @@ export function alive(pid: number): boolean {
   }
 }
 
+/** A /proc file of `pid` (cmdline, comm, status, ...) as text; "" once the process is gone. */
+export function procFile(pid: number, name: string): string {
+  try {
+    return readFileSync(`/proc/${pid}/${name}`, "latin1");
+  } catch {
+    return "";
+  }
+}
+
+/** The pids on this host for which `test` holds. */
+export function pidsWhere(test: (pid: number) => boolean): number[] {
+  return readdirSync("/proc").filter((p) => /^\d+$/.test(p)).map(Number).filter(test);
+}
+
 /** Every process's command line on this host, one per line (what `ps` would show anyone). */
 export function everyCmdline(): string {
-  let all = "";
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    try {
-      all += readFileSync(`/proc/${pid}/cmdline`, "utf8") + "\n";
-    } catch {
-      /* gone */
-    }
-  }
-  return all;
+  return pidsWhere(() => true).map((pid) => procFile(pid, "cmdline")).join("\n") + "\n";
 }
 
 /** The parent pid of `pid` (0 when it is gone). */

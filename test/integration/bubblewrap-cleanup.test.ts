@@ -11,23 +11,13 @@ import { findBwrap } from "../../src/sandbox/bubblewrap/host.js";
 import { leafName, type CgroupLayout } from "../../src/sandbox/cgroups/layout.js";
 import { hostLayout, probeControllers, sweepStaleCgroups } from "../../src/sandbox/cgroups/manager.js";
 import { launchHostile, makeBackend } from "../escape/harness.js";
+import { pidsWhere, procFile } from "../helpers/process.js";
 
 const noBwrap = findBwrap() === null;
 const skipNote = noBwrap ? " (skipped: bwrap is not installed)" : "";
 const repo = resolve(import.meta.dirname, "..", "..");
 
-function processesWith(marker: string): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync("/proc")) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      if (readFileSync(`/proc/${p}/cmdline`, "utf8").includes(marker)) out.push(Number(p));
-    } catch {
-      /* exited meanwhile */
-    }
-  }
-  return out;
-}
+const processesWith = (marker: string) => pidsWhere((p) => procFile(p, "cmdline").includes(marker));
 
 async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
   const end = Date.now() + ms;

@@ -22,6 +22,7 @@ import { whichSync } from "../../src/sandbox/which.js";
 import { startDnsmasq, type LocalDns } from "../fixtures/egress/dnsmasq.js";
 import { NUCLEUS, REPO, ensureBuilt, runCli, tempConfig } from "../helpers/cli.js";
 import { TEST_USER, ensureTestUser } from "../helpers/test-user.js";
+import { pidsWhere, procFile } from "../helpers/process.js";
 
 const FIXTURE = join(REPO, "test/fixtures/egress/server-that-tries-egress.mjs");
 const node = process.execPath;
@@ -385,13 +386,7 @@ allowed_hosts = ["db.test:${lowDb}"]
     const db = await call(client, "hostile__tcp", { host: "db.test", port: lowDb, send: "as-runas" });
     expect(db).toEqual({ err: null, out: "db:as-runas\n" });
     // The agent (and so bwrap's whole sandbox) runs as the run_as user on the host.
-    const agents = readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, "latin1").includes("/run/nucleus/agent/main.js") && /^Uid:\t(\d+)/m.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] === String(uid);
-      } catch {
-        return false;
-      }
-    });
+    const agents = pidsWhere((p) => procFile(p, "cmdline").includes("/run/nucleus/agent/main.js") && /^Uid:\t(\d+)/m.exec(procFile(p, "status"))?.[1] === String(uid));
     expect(agents.length).toBeGreaterThan(0);
     // The helper that lowered the start port ran as that user too, never as the gateway's root.
     expect(logs.join("\n")).toMatch(new RegExp(`admits listening from this port up \\(.*port=${lowDb}.*helperUid=${uid}\\b`));

@@ -1,6 +1,6 @@
 // The QEMU microVM backend against real QEMU (TCG here), a real guest kernel and
 // the official MCP servers. Each VM boots once and serves several assertions.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -12,7 +12,7 @@ import { buildImage } from "../../src/sandbox/microvm/image/build.js";
 import type { GuestImage } from "../../src/sandbox/microvm/image/store.js";
 import { whichSync } from "../../src/sandbox/which.js";
 import { connectToSandbox } from "../helpers/mcp.js";
-import { alive, qemuUnder, socketInodesOf } from "../helpers/process.js";
+import { alive, pidsWhere, procFile, qemuUnder, socketInodesOf } from "../helpers/process.js";
 import { makeSpec } from "../helpers/spec.js";
 
 const require = createRequire(import.meta.url);
@@ -20,6 +20,7 @@ const everything = require.resolve("@modelcontextprotocol/server-everything/dist
 const filesystem = require.resolve("@modelcontextprotocol/server-filesystem/dist/index.js");
 const nodeModules = resolve(dirname(everything), "../../..");
 const node = process.execPath;
+const qemuProcesses = () => pidsWhere((p) => procFile(p, "comm").trim() === "qemu-system-x86");
 const log = new Logger({ level: "silent" });
 const SECRET = `qemu-canary-${process.pid}-${Date.now()}`;
 const noQemu = !whichSync("qemu-system-x86_64") || !whichSync("bwrap") || !whichSync("apt-get");
@@ -211,22 +212,11 @@ describe.skipIf(noQemu)("QEMU microVM backend (needs qemu-system-x86_64, bwrap a
     // The gateway gives up (the server is stopped) while the guest kernel is booting: at its first console line.
     const stop = new AbortController();
     const watching = new Logger({ level: "debug", sink: { write: (l) => void (/guest console/.test(l) && stop.abort()) } });
-    const qemuBefore = new Set(processesNamed("qemu-system-x86"));
+    const qemuBefore = new Set(qemuProcesses());
     const spec = makeSpec({ name: "givenup", argv: [node, everything], launch: { argv: [node, everything], args: [], package: null, cwd: null, env: {}, codeDirs: [nodeModules] } });
     const launch = backend.launch(spec, { secrets: new Map(), log: watching, egressSocket: null, signal: stop.signal });
     await expect(launch).rejects.toMatchObject({ code: "SANDBOX_START_FAILED", message: expect.stringMatching(/the gateway stopped it while it was starting/) });
     expect(stop.signal.aborted).toBe(true);
-    await expect.poll(() => processesNamed("qemu-system-x86").filter((p) => !qemuBefore.has(p)), { timeout: 10_000 }).toEqual([]);
+    await expect.poll(() => qemuProcesses().filter((p) => !qemuBefore.has(p)), { timeout: 10_000 }).toEqual([]);
   }, 60_000);
 });
-
-/** Pids of processes whose command name is `name`. */
-function processesNamed(name: string): number[] {
-  return readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/comm`, "utf8").trim() === name;
-    } catch {
-      return false;
-    }
-  }).map(Number);
-}
