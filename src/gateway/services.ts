@@ -17,6 +17,7 @@ import { SecretRedactor } from "../secrets/redactor.js";
 import { resolveServerSecrets } from "../secrets/resolve.js";
 import { createEgressService, type EgressServiceOptions } from "./egress-service.js";
 import type { RuntimeDeps } from "./runtime.js";
+import { Throttle } from "../throttle.js";
 
 export interface Services {
   readonly deps: RuntimeDeps;
@@ -50,8 +51,7 @@ export function boundedAudit(
 ): (event: AuditEvent) => void {
   let pending = 0;
   let dropped = 0;
-  let unwarned = 0;
-  let warnedAt = -Infinity;
+  const warnings = new Throttle(AUDIT_BEHIND_WARN_MS, now);
   const write = (event: AuditEvent) => {
     pending++;
     auditLog
@@ -62,14 +62,11 @@ export function boundedAudit(
   return (event) => {
     if (pending >= maxPending) {
       dropped++;
-      unwarned++;
-      const t = now();
-      if (t - warnedAt >= AUDIT_BEHIND_WARN_MS) {
+      const held = warnings.pass();
+      if (held !== null) {
         log.warn(
-          `the audit log is ${maxPending} records behind; further records are counted, not written, until it catches up (${unwarned} counted since the last such warning)`,
+          `the audit log is ${maxPending} records behind; further records are counted, not written, until it catches up (${held + 1} counted since the last such warning)`,
         );
-        warnedAt = t;
-        unwarned = 0;
       }
       return;
     }

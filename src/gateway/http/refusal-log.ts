@@ -4,29 +4,25 @@
 // responsible for deciding what is refused (guard.ts).
 
 import type { Logger } from "../../log.js";
+import { Throttle } from "../../throttle.js";
 
 /** At most one warning per this long; refusals in between are counted into the next one. */
 export const REFUSAL_LOG_WINDOW_MS = 10_000;
 
 export class RefusalLog {
-  private lastWarn = -Infinity;
-  private held = 0;
+  private readonly throttle: Throttle;
 
   constructor(
     private readonly log: Logger,
-    private readonly now: () => number = () => Date.now(),
-  ) {}
+    now: () => number = () => Date.now(),
+  ) {
+    this.throttle = new Throttle(REFUSAL_LOG_WINDOW_MS, now);
+  }
 
   /** A refused request (401/403) from `peer` (the socket's remote address). */
   refused(status: number, message: string, peer: string | undefined): void {
-    const t = this.now();
-    if (t - this.lastWarn < REFUSAL_LOG_WINDOW_MS) {
-      this.held++;
-      return;
-    }
-    this.lastWarn = t;
-    const more = this.held;
-    this.held = 0;
+    const more = this.throttle.pass();
+    if (more === null) return;
     this.log.warn(`refused an HTTP request: ${message}`, {
       status,
       peer: peer ?? "unknown",
