@@ -6,7 +6,7 @@
 // configuration cannot set either). One VM boot per backend.
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer as createHttp, type Server as HttpServer } from "node:http";
-import { createServer, type AddressInfo, type Server } from "node:net";
+import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +18,7 @@ import { parseHostRule } from "../../src/policy/hosts.js";
 import type { Sandbox } from "../../src/sandbox/backend.js";
 import { buildImage } from "../../src/sandbox/microvm/image/build.js";
 import { REPO } from "./cli.js";
+import { Listeners } from "./listeners.js";
 import { connectToSandbox } from "./mcp.js";
 import { makeSpec } from "./spec.js";
 
@@ -44,7 +45,8 @@ export type VmLaunch = (spec: ServerSpec, o: { tmp: string; log: Logger; egressS
 /** The egress tests, in a `describe` of their own (skipped with `skip`, the reason in `title`). */
 export function describeVmEgress(title: string, skip: boolean, launch: VmLaunch): void {
   describe.skipIf(skip)(title, () => {
-    const listeners: (Server | HttpServer)[] = [];
+    const listeners = new Listeners();
+    const listen = (s: Server | HttpServer, host: string, port = 0) => listeners.listen(s, host, port);
     const canaryHits: string[] = [];
     const events: EgressEvent[] = [];
     let ports: { web: number; db: number; sink: number };
@@ -52,15 +54,6 @@ export function describeVmEgress(title: string, skip: boolean, launch: VmLaunch)
     let proxy: EgressProxy;
     let sandbox: Sandbox;
     let client: Client;
-
-    async function listen<T extends Server | HttpServer>(s: T, host: string, port = 0): Promise<number> {
-      listeners.push(s);
-      await new Promise<void>((resolve, reject) => {
-        s.once("error", reject);
-        s.listen(port, host, () => resolve());
-      });
-      return (s.address() as AddressInfo).port;
-    }
 
     beforeAll(async () => {
       await buildImage();
@@ -115,10 +108,7 @@ export function describeVmEgress(title: string, skip: boolean, launch: VmLaunch)
       await client?.close().catch(() => undefined);
       await sandbox?.stop(2000);
       await proxy?.close();
-      for (const s of listeners) {
-        if ("closeAllConnections" in s) s.closeAllConnections();
-        await new Promise((r) => s.close(r));
-      }
+      await listeners.closeAll();
       if (tmp) rmSync(tmp, { recursive: true, force: true });
     });
 

@@ -6,7 +6,7 @@
 // drives the built `nucleus serve` CLI with nothing test-only at all.
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer as createHttp, type Server as HttpServer } from "node:http";
-import { createServer, type AddressInfo, type Server } from "node:net";
+import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -22,6 +22,7 @@ import { whichSync } from "../../src/sandbox/which.js";
 import { startDnsmasq, type LocalDns } from "../fixtures/egress/dnsmasq.js";
 import { NUCLEUS, REPO, ensureBuilt, runCli, tempConfig } from "../helpers/cli.js";
 import { TEST_USER, ensureTestUser } from "../helpers/test-user.js";
+import { Listeners } from "../helpers/listeners.js";
 import { pidsWhere, procFile } from "../helpers/process.js";
 
 const FIXTURE = join(REPO, "test/fixtures/egress/server-that-tries-egress.mjs");
@@ -31,22 +32,14 @@ const skip = missing.length > 0;
 const needs = `(needs ${missing.join(", ") || "bwrap, dnsmasq"})`;
 
 const CANARY = "egress-canary-secret-5b1e";
-const listeners: (Server | HttpServer)[] = [];
+const listeners = new Listeners();
+const listen = (s: Server | HttpServer, host: string, port = 0) => listeners.listen(s, host, port);
 const canaryHits: string[] = [];
 let ports: { web: number; db: number };
 /** A port below 1024 where db.test also answers (root only: an ordinary user cannot listen there on the host). */
 let lowDb: number | null = null;
 let dns: LocalDns | null = null;
 const root = process.getuid?.() === 0;
-
-async function listen<T extends Server | HttpServer>(s: T, host: string, port = 0): Promise<number> {
-  listeners.push(s);
-  await new Promise<void>((resolve, reject) => {
-    s.once("error", reject);
-    s.listen(port, host, () => resolve());
-  });
-  return (s.address() as AddressInfo).port;
-}
 
 type Json = Record<string, any>;
 async function call(client: Client, name: string, args: Record<string, unknown> = {}): Promise<Json> {
@@ -95,7 +88,7 @@ beforeAll(async () => {
   };
   if (root) {
     const db = () => createServer((s) => s.once("data", (d) => s.end(`db:${d.toString().trim()}\n`)));
-    for (let p = 999; p > 900 && lowDb === null; p--) lowDb = await listen(db(), "127.0.0.19", p).catch(() => (listeners.pop(), null));
+    for (let p = 999; p > 900 && lowDb === null; p--) lowDb = await listen(db(), "127.0.0.19", p).catch(() => null);
   }
   // Canaries: a disallowed host on the web port, and the DNS-named one; anything reaching them is a failure.
   await listen(createHttp((req, res) => (canaryHits.push(`127.0.0.20${req.url}`), res.end("canary"))), "127.0.0.20", ports.web);
@@ -104,10 +97,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await dns?.stop();
-  for (const s of listeners) {
-    if ("closeAllConnections" in s) s.closeAllConnections();
-    await new Promise((r) => s.close(r));
-  }
+  await listeners.closeAll();
 });
 
 describe.skipIf(skip)(`allowed_hosts through the gateway's services, in-process ${needs}`, () => {

@@ -8,7 +8,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from "node:fs";
 import { createServer as createHttp, type Server as HttpServer } from "node:http";
 import { createServer as createHttps } from "node:https";
-import { createServer, type AddressInfo, type Server } from "node:net";
+import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -21,6 +21,7 @@ import { whichSync } from "../../src/sandbox/which.js";
 import { buildAgentInto } from "../fixtures/egress/build-agent.js";
 import { startDnsmasq, type LocalDns } from "../fixtures/egress/dnsmasq.js";
 import { makeSpec } from "../helpers/spec.js";
+import { Listeners } from "../helpers/listeners.js";
 import { rules as parseRules } from "../unit/policy/egress-rule-helper.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -31,17 +32,13 @@ const CAP = 64;
 let tmp: string;
 let dns: LocalDns | null = null;
 let proxy: EgressProxy | null = null;
-const servers: (Server | HttpServer)[] = [];
+const servers = new Listeners();
 const events: EgressEvent[] = [];
 const canaryHits: string[] = [];
 let results: Record<string, any>;
 let ports: { web: number; secure: number; db: number; canary: number };
 
-async function listen<T extends Server | HttpServer>(s: T, host: string): Promise<number> {
-  servers.push(s);
-  await new Promise<void>((r) => s.listen(0, host, r));
-  return (s.address() as AddressInfo).port;
-}
+const listen = (s: Server | HttpServer, host: string) => servers.listen(s, host);
 
 describe.skipIf(missing.length > 0)(`egress through a real sandbox (needs ${missing.join(", ") || "bwrap, dnsmasq, openssl, curl"})`, () => {
   beforeAll(async () => {
@@ -58,7 +55,7 @@ describe.skipIf(missing.length > 0)(`egress through a real sandbox (needs ${miss
       s.destroy();
     };
     const canary = await listen(createServer(canaryHandler("127.0.0.1")), "127.0.0.1");
-    await new Promise<void>((r, j) => { const s = createServer(canaryHandler("forbidden")); servers.push(s); s.once("error", j); s.listen(web, "127.0.0.20", r); });
+    await servers.listen(createServer(canaryHandler("forbidden")), "127.0.0.20", web);
     ports = { web, secure, db, canary };
 
     dns = await startDnsmasq({
@@ -116,10 +113,7 @@ describe.skipIf(missing.length > 0)(`egress through a real sandbox (needs ${miss
   afterAll(async () => {
     await proxy?.close();
     await dns?.stop();
-    for (const s of servers) {
-      if ("closeAllConnections" in s) s.closeAllConnections();
-      await new Promise((r) => s.close(r));
-    }
+    await servers.closeAll();
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
